@@ -1,0 +1,15 @@
+/**
+ * The tensor engine: libtorch through a native addon, with a PyTorch-like TypeScript API.
+ * It knows nothing of diffusion.
+ */
+export { Tensor, type Device, type IndexSpec, type TensorOrScalar } from "./tensor.js";
+export type { DType, TypedArray } from "./dtype.js";
+export { dtypeBytes, isFloatingDType } from "./dtype.js";
+export * from "./creation.js";
+export * from "./functional.js";
+export * from "./autograd.js";
+export * from "./random.js";
+export * from "./runtime.js";
+export { autocast } from "./amp.js";
+export { tidy, keep, memory, type MemoryInfo } from "./lifetime.js";
+export { op, Operator } from "./dispatch.js";

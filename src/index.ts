@@ -1,0 +1,2 @@
+/** hyperdreambooth: the public library API. */
+export * as engine from "./engine/index.js";
