@@ -5,7 +5,14 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 npx eslint . --max-warnings=0
 .venv/bin/python test/oracle/generate.py
-# One file at a time keeps peak memory low on a 2-core machine; the runner prints "# pass N" / "# fail N".
-node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
-  --test-reporter=tap --test-reporter-destination=test-results.tap \
-  $(find dist/test -name '*.test.js' | sort) "$@"
+# One test file at a time keeps peak memory low on a 2-core machine. The spec reporter shows each test;
+# the TAP copy gives the closing "N passed, N failed" line.
+status=0
+node --test --test-concurrency=1 \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination=dist/test-results.tap \
+  $(find dist/test -name '*.test.js' | sort) "$@" || status=$?
+passed=$(grep -E '^# pass ' dist/test-results.tap | awk '{print $3}')
+failed=$(grep -E '^# fail ' dist/test-results.tap | awk '{print $3}')
+echo "tests: ${passed:-0} passed, ${failed:-0} failed"
+exit $status

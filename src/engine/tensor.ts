@@ -450,16 +450,18 @@ export class Tensor {
       if (spec === "...") for (let i = 0; i < this.ndim - consuming; i++) expanded.push(null);
       else expanded.push(spec);
     }
-    let result: Tensor = this;
+    // `result` is undefined while nothing was applied yet (then the answer is an alias of this tensor).
+    let result: Tensor | undefined;
     const advanced: (Tensor | null)[] = [];
     let dim = 0;
     const replace = (next: Tensor): void => {
-      if (result !== this) result.dispose();
+      result?.dispose();
       result = next;
     };
     for (const spec of expanded) {
+      const current = result ?? this;
       if (typeof spec === "number") {
-        replace(result.select(dim, spec));
+        replace(current.select(dim, spec));
       } else if (spec === null) {
         advanced.push(null);
         dim++;
@@ -467,13 +469,13 @@ export class Tensor {
         advanced.push(spec);
         dim++;
       } else if (typeof spec === "object") {
-        replace(result.slice(dim, spec.start ?? null, spec.end ?? null, spec.step ?? 1));
+        replace(current.slice(dim, spec.start ?? null, spec.end ?? null, spec.step ?? 1));
         advanced.push(null);
         dim++;
       }
     }
-    if (advanced.some((t) => t !== null)) replace(call(ops.index, result, advanced));
-    return result === this ? this.alias() : result;
+    if (advanced.some((t) => t !== null)) replace(call(ops.index, result ?? this, advanced));
+    return result ?? this.alias();
   }
   /** A new handle on the same tensor (same storage, same autograd identity). */
   alias(): Tensor {
