@@ -37,6 +37,11 @@ export class Operator {
     return id;
   }
 
+  /** The operator's id in the addon (resolving it on first use). */
+  get nativeId(): number {
+    return this.id >= 0 ? this.id : this.require();
+  }
+
   call(...args: NativeValue[]): NativeValue {
     return native.call(this.id >= 0 ? this.id : this.require(), true, ...args);
   }

@@ -563,23 +563,29 @@ function unwrap(arg: OpArg): NativeValue {
   return arg as NativeValue;
 }
 
+// The hot path of every operator: unwrap in place (no extra arrays) and call the addon directly.
+function callNative(operator: Operator, wantResult: boolean, args: OpArg[]): NativeValue {
+  for (let i = 0; i < args.length; i++) args[i] = unwrap(args[i]);
+  return native.call(operator.nativeId, wantResult, ...(args as NativeValue[]));
+}
+
 /** Calls an operator that returns one tensor. */
 export function call(operator: Operator, ...args: OpArg[]): Tensor {
-  const handle = operator.call(...args.map(unwrap));
+  const handle = callNative(operator, true, args);
   if (typeof handle !== "number") throw new Error(`${operator.qualifiedName} did not return a single tensor`);
   return new Tensor(handle);
 }
 
 /** Calls an operator that returns several tensors (a tuple or a Tensor[]). */
 export function callMany(operator: Operator, ...args: OpArg[]): Tensor[] {
-  const handles = operator.call(...args.map(unwrap));
+  const handles = callNative(operator, true, args);
   if (!Array.isArray(handles)) throw new Error(`${operator.qualifiedName} did not return a list of tensors`);
   return handles.map((h) => new Tensor(h as Handle));
 }
 
 /** Runs an operator for its side effect (in place). */
 export function callInPlace(operator: Operator, ...args: OpArg[]): void {
-  operator.run(...args.map(unwrap));
+  callNative(operator, false, args);
 }
 
 export function isTensor(value: unknown): value is Tensor {
