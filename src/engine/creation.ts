@@ -80,7 +80,8 @@ export function rand(shape: readonly number[], options: RandomOptions = {}): Ten
 }
 /** Integers in [low, high), int64 by default. */
 export function randint(low: number, high: number, shape: readonly number[], options: RandomOptions = {}): Tensor {
-  return call(ops.randint, low, high, checkShape(shape), options.generator?.id ?? null, dt(options), null, dev(options));
+  // The schema's default dtype is int64, but an explicit None would mean the default float dtype.
+  return call(ops.randint, low, high, checkShape(shape), options.generator?.id ?? null, dt(options) ?? dtypeCode("int64"), null, dev(options));
 }
 export function normal(mean: number, std: number, shape: readonly number[], options: RandomOptions = {}): Tensor {
   return finish(call(ops.normal, mean, std, checkShape(shape), options.generator?.id ?? null, dt(options), null, dev(options)), options);

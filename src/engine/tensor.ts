@@ -426,6 +426,10 @@ export class Tensor {
   slice(dim: number, start?: number | null, end?: number | null, step = 1): Tensor {
     return call(ops.slice, this, dim, start ?? null, end ?? null, step);
   }
+  /** The elements in reverse order along each of dims (a copy), as torch.flip. */
+  flip(...dims: number[]): Tensor {
+    return call(ops.flip, this, dims);
+  }
   /** The sub-tensor at `index` along dim (the dim is removed); negative indices count from the end. */
   select(dim: number, index: number): Tensor {
     return call(ops.select, this, dim, index);
@@ -438,7 +442,8 @@ export class Tensor {
   }
   /**
    * NumPy/PyTorch-style indexing: `x.index(0, null, { start: 1, end: -1 }, "...")` is `x[0, :, 1:-1, ...]`.
-   * Integer tensors (or bool masks) index as advanced indices via aten::index.
+   * Integer tensors (or bool masks) index as advanced indices via aten::index. A negative slice step
+   * walks backwards as in NumPy (`{ step: -1 }` is `[::-1]`; PyTorch itself rejects negative steps).
    */
   index(...specs: IndexSpec[]): Tensor {
     const ellipsis = specs.indexOf("...");
@@ -469,7 +474,8 @@ export class Tensor {
         advanced.push(spec);
         dim++;
       } else if (typeof spec === "object") {
-        replace(current.slice(dim, spec.start ?? null, spec.end ?? null, spec.step ?? 1));
+        const step = spec.step ?? 1;
+        replace(step < 0 ? reverseSlice(current, dim, spec.start, spec.end, step) : current.slice(dim, spec.start ?? null, spec.end ?? null, step));
         advanced.push(null);
         dim++;
       }
@@ -546,6 +552,17 @@ export class Tensor {
     ops.normal_.run(this.handle, mean, std, generator ? generator.id : null);
     return this;
   }
+}
+
+/** x[start:end:step] along dim for a negative step, with NumPy's (Python's slice.indices) semantics. */
+function reverseSlice(x: Tensor, dim: number, start: number | undefined, end: number | undefined, step: number): Tensor {
+  const n = x.size(dim);
+  // Start defaults to the last element and end to "before the first" (-1); both clamp to [-1, n - 1].
+  const first = start === undefined ? n - 1 : start < 0 ? Math.max(start + n, -1) : Math.min(start, n - 1);
+  const last = end === undefined ? -1 : end < 0 ? Math.max(end + n, -1) : Math.min(end, n - 1);
+  // Element i of the flipped tensor is element n - 1 - i of x.
+  using flipped = x.flip(dim);
+  return flipped.slice(dim, n - 1 - first, n - 1 - last, -step);
 }
 
 function isDType(value: string): value is DType {
@@ -636,7 +653,7 @@ const ops = {
   expand: op("aten::expand"), repeat: op("aten::repeat"),
   split: op("aten::split.Tensor"), splitWithSizes: op("aten::split_with_sizes"), chunk: op("aten::chunk"),
   narrow: op("aten::narrow"), slice: op("aten::slice.Tensor"), select: op("aten::select.int"),
-  indexSelect: op("aten::index_select"), gather: op("aten::gather"), index: op("aten::index.Tensor"),
+  indexSelect: op("aten::index_select"), gather: op("aten::gather"), index: op("aten::index.Tensor"), flip: op("aten::flip"),
   add_: op("aten::add_.Tensor"), addScalar_: op("aten::add_.Scalar"), sub_: op("aten::sub_.Tensor"), subScalar_: op("aten::sub_.Scalar"),
   mul_: op("aten::mul_.Tensor"), mulScalar_: op("aten::mul_.Scalar"), div_: op("aten::div_.Tensor"), divScalar_: op("aten::div_.Scalar"),
   zero_: op("aten::zero_"), fill_: op("aten::fill_.Scalar"), copy_: op("aten::copy_"), clamp_: op("aten::clamp_"),
