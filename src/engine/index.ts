@@ -13,3 +13,7 @@ export * from "./runtime.js";
 export { autocast } from "./amp.js";
 export { tidy, keep, memory, type MemoryInfo } from "./lifetime.js";
 export { op, Operator } from "./dispatch.js";
+export * from "./safetensors/index.js";
+export * as nn from "./nn/index.js";
+export * as optim from "./optim/index.js";
+export { Module, Parameter } from "./nn/index.js";
