@@ -21,11 +21,11 @@ import json
 import pathlib
 
 import torch
-import torch.nn.functional as F
 from diffusers.optimization import get_scheduler
-from torch import nn
 
-INPUTS: list[str] = []
+from tiny_transformer import TinyTransformer
+
+INPUTS: list[str] = ["test/oracle/tiny_transformer.py"]
 
 
 def encode(t: torch.Tensor) -> dict:
@@ -160,63 +160,7 @@ def mlp_fixture() -> dict:
     }
 
 
-# ---- training parity: a tiny transformer (mirrors test/engine/tiny-transformer.ts) ---------------------------
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.heads = heads
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def forward(self, x):
-        batch, time, dim = x.shape
-        q, k, v = self.qkv(x).split(dim, dim=2)
-        q, k, v = (t.view(batch, time, self.heads, dim // self.heads).transpose(1, 2) for t in (q, k, v))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
-        return self.proj(y.transpose(1, 2).contiguous().view(batch, time, dim))
-
-
-class FeedForward(nn.Module):
-    def __init__(self, dim: int):
-        super().__init__()
-        self.expand = nn.Linear(dim, 4 * dim)
-        self.activation = nn.GELU()
-        self.contract = nn.Linear(4 * dim, dim)
-
-    def forward(self, x):
-        return self.contract(self.activation(self.expand(x)))
-
-
-class Block(nn.Module):
-    def __init__(self, dim: int, heads: int):
-        super().__init__()
-        self.attention_norm = nn.LayerNorm(dim)
-        self.attention = CausalSelfAttention(dim, heads)
-        self.feed_forward_norm = nn.LayerNorm(dim)
-        self.feed_forward = FeedForward(dim)
-
-    def forward(self, x):
-        x = x + self.attention(self.attention_norm(x))
-        return x + self.feed_forward(self.feed_forward_norm(x))
-
-
-class TinyTransformer(nn.Module):
-    def __init__(self, vocab_size: int, block_size: int, dim: int, heads: int, layers: int):
-        super().__init__()
-        self.token_embedding = nn.Embedding(vocab_size, dim)
-        self.position_embedding = nn.Embedding(block_size, dim)
-        self.blocks = nn.ModuleList([Block(dim, heads) for _ in range(layers)])
-        self.final_norm = nn.LayerNorm(dim)
-        self.lm_head = nn.Linear(dim, vocab_size, bias=False)
-
-    def forward(self, tokens):
-        positions = torch.arange(tokens.shape[1], dtype=torch.long)
-        x = self.token_embedding(tokens) + self.position_embedding(positions)
-        for block in self.blocks:
-            x = block(x)
-        return self.lm_head(self.final_norm(x))
-
+# ---- training parity: a tiny transformer (tiny_transformer.py mirrors test/engine/tiny-transformer.ts) ----
 
 TRANSFORMER = {"vocab_size": 24, "block_size": 12, "dim": 32, "heads": 4, "layers": 2}
 TRAINING = {"lr": 3e-3, "betas": [0.9, 0.95], "weight_decay": 0.1, "warmup_steps": 5, "max_grad_norm": 1.0, "batch_size": 8}
