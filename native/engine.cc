@@ -528,12 +528,21 @@ napi_value MemoryView(napi_env env, const Args& a) {
   }
   auto* keep = new at::Tensor(t);
   napi_status status = napi_create_external_arraybuffer(
-      env, t.data_ptr(), t.nbytes(), [](napi_env, void*, void* hint) { delete static_cast<at::Tensor*>(hint); },
+      env, t.data_ptr(), t.nbytes(),
+      [](napi_env env, void*, void* hint) {
+        auto* held = static_cast<at::Tensor*>(hint);
+        int64_t unused;
+        napi_adjust_external_memory(env, -static_cast<int64_t>(held->nbytes()), &unused);
+        delete held;
+      },
       keep, &ab);
   if (status != napi_ok) {
     delete keep;
     throw JsError("memoryView: external buffers are not allowed in this runtime");
   }
+  // Tell V8 how much native memory this small JS object pins, so the garbage collector collects it in time.
+  int64_t unused;
+  napi_adjust_external_memory(env, static_cast<int64_t>(t.nbytes()), &unused);
   return ab;
 }
 
