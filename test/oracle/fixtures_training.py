@@ -21,6 +21,8 @@ import json
 import pathlib
 
 import torch
+import torch.nn.functional as F
+from torch import nn
 from diffusers.optimization import get_scheduler
 
 from tiny_transformer import TinyTransformer
