@@ -188,10 +188,15 @@ struct Args {
   napi_env env;
   std::vector<napi_value> v;
   Args(napi_env e, napi_callback_info info) : env(e) {
-    size_t argc = 0;
-    NAPI_OK(napi_get_cb_info(env, info, &argc, nullptr, nullptr, nullptr));
+    // One Node-API call for the common case (at most 16 arguments), a second only for longer calls.
+    size_t argc = 16;
     v.resize(argc);
     NAPI_OK(napi_get_cb_info(env, info, &argc, v.data(), nullptr, nullptr));
+    if (argc > 16) {
+      v.resize(argc);
+      NAPI_OK(napi_get_cb_info(env, info, &argc, v.data(), nullptr, nullptr));
+    }
+    v.resize(argc);
   }
   napi_value operator[](size_t i) const {
     if (i >= v.size()) throw JsError("missing argument " + std::to_string(i));
