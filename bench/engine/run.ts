@@ -7,18 +7,15 @@
  *
  * Writes JSON (atomically) to bench/results/engine-<device>.json and prints it.
  */
-import { spawn } from "node:child_process";
 import { cpus } from "node:os";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import { createInterface } from "node:readline";
 import { parseArgs } from "node:util";
 import {
   buildInfo, devices, getNumThreads, keep, manualSeed, ones, randint, setNumThreads, synchronize, tidy,
 } from "../../src/engine/index.js";
-import { packageRoot } from "../../src/engine/native/libtorch.js";
 import { AdamW } from "../../src/engine/optim/index.js";
 import { TinyTransformer, type TinyTransformerConfig } from "../../test/engine/tiny-transformer.js";
+import { interleave, median, PythonWorker, repoRoot, seconds, writeResult } from "../harness.js";
 
 const { values: args } = parseArgs({
   options: {
@@ -41,26 +38,12 @@ if (device.startsWith("cuda") && devices().cuda === 0) throw new Error("--device
 const modelConfig: TinyTransformerConfig = { vocabSize: 512, blockSize: 64, dim: 192, heads: 6, layers: 3 };
 const batch = 8;
 const seed = 1234;
-const root = packageRoot();
-
-const median = (xs: number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-};
-
 // ---- the PyTorch side, as a child process ----------------------------------------------------------------
-const python = path.join(root, ".venv", "bin", "python");
-const worker = spawn(python, [path.join(root, "bench", "engine", "torch_worker.py"),
-  JSON.stringify({ model: { vocab_size: modelConfig.vocabSize, block_size: modelConfig.blockSize, dim: modelConfig.dim, heads: modelConfig.heads, layers: modelConfig.layers }, batch, seed, threads, device })], { stdio: ["pipe", "pipe", "inherit"] });
-const lines = createInterface({ input: worker.stdout })[Symbol.asyncIterator]();
-async function ask<T>(message: object | null): Promise<T> {
-  if (message) worker.stdin.write(JSON.stringify(message) + "\n");
-  const next = await lines.next();
-  if (next.done) throw new Error("the PyTorch worker exited early");
-  return JSON.parse(next.value) as T;
-}
-const pyInfo = await ask<{ params: number; torch: string; threads: number; device_name: string }>(null);
+const worker = new PythonWorker(path.join(repoRoot, "bench", "engine", "torch_worker.py"), {
+  model: { vocab_size: modelConfig.vocabSize, block_size: modelConfig.blockSize, dim: modelConfig.dim, heads: modelConfig.heads, layers: modelConfig.layers },
+  batch, seed, threads, device,
+});
+const pyInfo = await worker.ask<{ params: number; torch: string; threads: number; device_name: string }>(null);
 
 // ---- the TypeScript side ---------------------------------------------------------------------------------
 setNumThreads(threads);
@@ -79,18 +62,18 @@ function tsSteps(n: number): { times: number[]; losses: number[] } {
   const losses: number[] = [];
   for (let i = 0; i < n; i++) {
     synchronize(device);
-    const started = process.hrtime.bigint();
-    const loss = tidy(() => {
-      const l = model.loss(idx, targets);
-      l.backward();
-      return l;
-    });
-    optimizer.step();
-    optimizer.zeroGrad();
-    synchronize(device);
-    times.push(Number(process.hrtime.bigint() - started) / 1e9);
-    losses.push(loss.item());
-    loss.dispose();
+    let loss = NaN;
+    times.push(seconds(() => {
+      loss = tidy(() => {
+        const l = model.loss(idx, targets);
+        l.backward();
+        return l.item();
+      });
+      optimizer.step();
+      optimizer.zeroGrad();
+      synchronize(device);
+    }));
+    losses.push(loss);
   }
   return { times, losses };
 }
@@ -102,30 +85,21 @@ function tsOverhead(n: number): number {
     for (let i = 0; i < count; i++) a.add(b).dispose();
   };
   run(n / 10);
-  const started = process.hrtime.bigint();
-  run(n);
-  return Number(process.hrtime.bigint() - started) / 1e3 / n;
+  return (seconds(() => run(n)) * 1e6) / n;
 }
 
 // Warm-up, then check both sides computed the same first losses (same weights, same data).
 const tsWarm = tsSteps(warmup);
-const pyWarm = await ask<{ times: number[]; losses: number[] }>({ cmd: "steps", n: warmup });
+const pyWarm = await worker.ask<{ times: number[]; losses: number[] }>({ cmd: "steps", n: warmup });
 const firstLossDiff = Math.abs(tsWarm.losses[0]! - pyWarm.losses[0]!);
 
-const tsTimes: number[] = [];
-const pyTimes: number[] = [];
-for (let r = 0; r < rounds; r++) {
-  // Alternate who goes first so neither side always runs on a "warmer" or "cooler" machine.
-  const order = r % 2 === 0 ? ["ts", "py"] : ["py", "ts"];
-  for (const side of order) {
-    if (side === "ts") tsTimes.push(...tsSteps(block).times);
-    else pyTimes.push(...(await ask<{ times: number[] }>({ cmd: "steps", n: block })).times);
-  }
-}
+const { ts: tsTimes, torch: pyTimes } = await interleave(
+  rounds, () => tsSteps(block).times, async () => (await worker.ask<{ times: number[] }>({ cmd: "steps", n: block })).times,
+);
 const overheadOps = device === "cpu" ? 200_000 : 50_000;
 const tsOverheadUs = tsOverhead(overheadOps);
-const pyOverheadUs = (await ask<{ us_per_op: number }>({ cmd: "overhead", n: overheadOps })).us_per_op;
-worker.stdin.write(JSON.stringify({ cmd: "quit" }) + "\n");
+const pyOverheadUs = (await worker.ask<{ us_per_op: number }>({ cmd: "overhead", n: overheadOps })).us_per_op;
+worker.close();
 
 const tsMedian = median(tsTimes);
 const pyMedian = median(pyTimes);
@@ -143,10 +117,7 @@ const result = {
   overheadMicrosecondsPerOp: { ts: tsOverheadUs, torch: pyOverheadUs, op: "add of two 1-element tensors (incl. freeing the result)" },
   stepTimesSeconds: { ts: tsTimes, torch: pyTimes },
 };
-const out = args.out ?? path.join(root, "bench", "results", `engine-${device.replace(/:.*/, "")}.json`);
-mkdirSync(path.dirname(out), { recursive: true });
-writeFileSync(out + ".tmp", JSON.stringify(result, null, 2) + "\n");
-renameSync(out + ".tmp", out);
+const out = writeResult(`engine-${device.replace(/:.*/, "")}`, result, args.out);
 const { stepTimesSeconds: _times, ...summary } = result;
 console.log(JSON.stringify(summary, null, 2));
 console.log(`ratio TS/PyTorch = ${result.ratio.toFixed(3)} (median step ${(tsMedian * 1e3).toFixed(1)} ms vs ${(pyMedian * 1e3).toFixed(1)} ms); wrote ${out}`);
