@@ -1,2 +1,5 @@
 /** hyperdreambooth: the public library API. */
 export * as engine from "./engine/index.js";
+export * as models from "./models/index.js";
+export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, type PipelineLoadOptions } from "./pipeline/stable-diffusion.js";
+export { loadImage, savePng, tensorToImages, imagesToTensor, imageGrid, type RgbImage } from "./pipeline/images.js";

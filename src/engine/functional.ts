@@ -213,3 +213,7 @@ export function silu(x: Tensor): Tensor {
 export function splitSizes(x: Tensor, sizes: number[], dim = 0): Tensor[] {
   return callMany(op("aten::split_with_sizes"), x, sizes, dim);
 }
+/** Mean over kernel windows of (N, C, H, W) images, as torch.nn.functional.avg_pool2d (stride defaults to the kernel). */
+export function avgPool2d(x: Tensor, kernelSize: number | [number, number], stride?: number | [number, number], padding: number | [number, number] = 0): Tensor {
+  return call(op("aten::avg_pool2d"), x, kernelSize, stride ?? kernelSize, padding, false, true, null);
+}
