@@ -9,7 +9,7 @@
  * cache snapshot or a model id (src/models/loading).
  */
 import path from "node:path";
-import { cat, Generator, noGrad, tidy, keep, type DType, type Tensor } from "../engine/index.js";
+import { cat, Generator, keep, noGrad, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
 import { CLIPTextModel } from "../models/clip/text-encoder.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { readComponentConfig } from "../models/loading/config.js";
@@ -187,16 +187,8 @@ export class StableDiffusionPipeline {
   }
 }
 
+/** Token ids (rows of equal length) as an int64 tensor on `device`. */
 function tensorOfIds(ids: number[][], device: string): Tensor {
-  return tidy(() => {
-    const flat = BigInt64Array.from(ids.flat(), (v) => BigInt(v));
-    const rows = ids.length;
-    const columns = ids[0]?.length ?? 0;
-    return fromIds(flat, [rows, columns]).to(device);
-  });
-}
-
-import { tensor as makeTensor } from "../engine/index.js";
-function fromIds(values: BigInt64Array, shape: number[]): Tensor {
-  return makeTensor(values, { shape, dtype: "int64" });
+  const values = BigInt64Array.from(ids.flat(), (v) => BigInt(v));
+  return tidy(() => tensor(values, { shape: [ids.length, ids[0]?.length ?? 0], dtype: "int64" }).to(device));
 }
