@@ -4,7 +4,10 @@
  *   hdb generate --model <folder|id> --prompt "..." [--negative-prompt "..."] [--steps 30] [--guidance 7.5]
  *     [--scheduler euler_a] [--karras] [--seed 42] [--width 512 --height 512] [--batch 1] [--clip-skip N]
  *     [--device cpu|cuda:0] [--dtype float32|float16|bfloat16] [--variant fp16] [--allow-download]
- *     --out <file.png | folder>
+ *     [--lidb <file>[:weight]]... [--lora <file>[:weight]]... --out <file.png | folder>
+ *
+ * --lidb / --lora (repeatable) apply LiDB files and LoRA files (diffusers or kohya layout) to the UNet and text
+ * encoder, each scaled by its weight (default 1), before generating (src/lidb/apply.ts).
  *
  * One image and a .png path: that file. Otherwise the folder gets 0.png, 1.png, ... and generation.json
  * (the parameters and seed, to reproduce the images). Every write is atomic.
@@ -13,6 +16,7 @@ import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { DType } from "../engine/index.js";
+import { applyAdapterFiles, parseWeightedFile } from "../lidb/apply.js";
 import { savePng } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { Progress } from "./progress.js";
@@ -42,6 +46,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
       seed: { type: "string" }, width: { type: "string" }, height: { type: "string" }, batch: { type: "string" },
       "clip-skip": { type: "string" }, device: { type: "string" }, dtype: { type: "string" }, variant: { type: "string" },
       "allow-download": { type: "boolean" }, out: { type: "string" },
+      lidb: { type: "string", multiple: true }, lora: { type: "string", multiple: true },
     },
   });
   if (!values.model) throw new Error("--model is required (a diffusers folder, a Hugging Face cache path or a model id)");
@@ -54,10 +59,14 @@ export async function runGenerate(argv: string[]): Promise<void> {
   const seed = seedText === undefined ? undefined : BigInt(seedText);
   const steps = integer("steps", values.steps, 1) ?? 30;
   const batch = integer("batch", values.batch, 1) ?? 1;
+  const lidbFiles = (values.lidb ?? []).map((text) => parseWeightedFile(text, "lidb"));
+  const loraFiles = (values.lora ?? []).map((text) => parseWeightedFile(text, "lora"));
 
   const pipeline = await StableDiffusionPipeline.fromPretrained(values.model, {
     dtype, device: values.device ?? "cpu", variant: values.variant, allowDownload: values["allow-download"] ?? false,
   });
+  const adapters = applyAdapterFiles({ unet: pipeline.unet, textEncoder: pipeline.textEncoder }, { lidb: lidbFiles, lora: loraFiles });
+  for (const warning of adapters.warnings) process.stderr.write(`warning: ${warning}\n`);
   // PNDM runs one step more than asked (its warm-up), so the bar takes its total from the first report.
   let progress: Progress | undefined;
   const result = pipeline.generate({
@@ -87,7 +96,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
       model: values.model, prompt: values.prompt, negativePrompt: values["negative-prompt"] ?? null, steps,
       guidance: number("guidance", values.guidance) ?? 7.5, scheduler: values.scheduler ?? "(folder's)", karras: values.karras ?? false,
       seed: result.seed.toString(), width: result.rgb[0]!.width, height: result.rgb[0]!.height, batch, dtype,
-      device: values.device ?? "cpu", files: files.map((f) => path.basename(f)),
+      device: values.device ?? "cpu", lidb: lidbFiles, lora: loraFiles, files: files.map((f) => path.basename(f)),
     };
     const json = path.join(out, "generation.json");
     writeFileSync(json + ".tmp", JSON.stringify(record, null, 2) + "\n");
@@ -95,6 +104,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   }
   result.images.dispose();
   result.latents.dispose();
+  adapters.dispose();
   pipeline.dispose();
   console.log(`seed ${result.seed}: wrote ${files.join(", ")}`);
 }

@@ -1,0 +1,52 @@
+/**
+ * `hdb export <lidb> --format diffusers|kohya --out <file> [--dtype float32|float16] [--model <folder|id>]`
+ *
+ * Writes a LiDB file as a standard rank-r LoRA (src/lidb/export.ts): the exact products with the aux bases,
+ * which are rebuilt from the file's seed and target list, so no model is needed. With --model, the file is
+ * first checked against that model's UNet and text encoder (layer names and weight shapes, from their
+ * configs; no weights are loaded) and any mismatch is an error.
+ */
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { checkLidbCompatibility, exportLidbFile, LORA_FORMATS, readLidbFileInfo, type AdaptedModels, type LoraFormat } from "../lidb/index.js";
+import { parseCLIPTextConfig } from "../models/clip/text-config.js";
+import { CLIPTextModel } from "../models/clip/text-encoder.js";
+import { readComponentConfig } from "../models/loading/config.js";
+import { resolvePretrained } from "../models/loading/resolve.js";
+import { UNet2DConditionModel } from "../models/unet/index.js";
+
+export async function runExport(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv, allowPositionals: true,
+    options: { format: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, model: { type: "string" }, "allow-download": { type: "boolean" } },
+  });
+  if (positionals.length !== 1) throw new Error("usage: hdb export <lidb.safetensors> --format diffusers|kohya --out <file.safetensors>");
+  const format = values.format as LoraFormat | undefined;
+  if (format === undefined || !LORA_FORMATS.includes(format)) throw new Error(`--format must be one of ${LORA_FORMATS.join(", ")}, got '${values.format ?? ""}'`);
+  if (!values.out) throw new Error("--out is required (the LoRA file to write)");
+  const dtype = (values.dtype ?? "float32") as "float32" | "float16";
+  if (dtype !== "float32" && dtype !== "float16") throw new Error(`--dtype must be float32 or float16, got '${values.dtype}'`);
+  const lidb = positionals[0]!;
+  const info = readLidbFileInfo(lidb);
+  if (values.model) {
+    const models = await modelStructure(values.model, values["allow-download"] ?? false);
+    try {
+      const { errors } = checkLidbCompatibility(info, models);
+      if (errors.length > 0) throw new Error(`${lidb} does not fit ${values.model}: ${errors.join("; ")}`);
+    } finally {
+      models.unet?.dispose();
+      models.textEncoder?.dispose();
+    }
+  }
+  const count = exportLidbFile(lidb, values.out, { format, dtype });
+  console.log(`wrote ${path.resolve(values.out)}: a ${format} LoRA of rank ${info.dims.rank} on ${info.targets.length} layers (${count} tensors, ${dtype})`);
+}
+
+/** A pipeline's UNet and text encoder built from their configs on the meta device: names and shapes only. */
+async function modelStructure(model: string, allowDownload: boolean): Promise<AdaptedModels> {
+  const resolved = await resolvePretrained(model, { allowDownload });
+  const dir = (name: string): string => path.join(resolved.path, name);
+  const unet = new UNet2DConditionModel(readComponentConfig(dir("unet")), { device: "meta" });
+  const textEncoder = new CLIPTextModel(parseCLIPTextConfig(readComponentConfig(dir("text_encoder")), dir("text_encoder/config.json")), { device: "meta" });
+  return { unet, textEncoder };
+}
