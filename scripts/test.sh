@@ -3,6 +3,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+# Fixed thread counts in libtorch/MKL (no dynamic adjustment under load), so the oracle and the tests sum
+# floats in the same order.
+export MKL_DYNAMIC=FALSE OMP_DYNAMIC=FALSE
 npx eslint . --max-warnings=0
 .venv/bin/python test/oracle/generate.py
 # One test file at a time keeps peak memory low on a 2-core machine. The spec reporter shows each test;

@@ -40,15 +40,19 @@ for (const c of cases) {
       prompt: c.prompt, negativePrompt: c.negative, steps: c.steps, guidanceScale: c.guidance ?? 7.5,
       imagesPerPrompt: c.per_prompt ?? 1, seed: c.seed, scheduler, karrasSigmas: karras,
     });
-    const latentError = maxAbs(result.latents, expected.get(`${c.name}.latents`)!);
+    // Latents are compared relative to their own scale (Euler's live in sigma space, values up to ~10):
+    // under a loaded machine MKL may pick another thread count and reorder float sums (~1e-6 relative).
+    const wantedLatents = expected.get(`${c.name}.latents`)!;
+    const latentScale = Math.max(1, tidy(() => wantedLatents.abs().max().item()));
+    const latentError = maxAbs(result.latents, wantedLatents) / latentScale;
     const imageError = maxAbs(result.images, expected.get(`${c.name}.decoded`)!);
     const pixels = new Uint8Array(result.rgb.flatMap((image) => [...image.data]));
     const wanted = expected.get(`${c.name}.pixels`)!.bytes();
     assert.equal(pixels.length, wanted.length);
     let pixelError = 0;
     for (let i = 0; i < pixels.length; i++) pixelError = Math.max(pixelError, Math.abs(pixels[i]! - wanted[i]!));
-    console.log(`${c.name}: max |Δlatents| ${latentError.toExponential(2)}, |Δimage| ${imageError.toExponential(2)}, |Δpixel| ${pixelError}/255`);
-    assert.ok(latentError <= 1e-4, `latents differ by ${latentError}`);
+    console.log(`${c.name}: max |Δlatents|/scale ${latentError.toExponential(2)}, |Δimage| ${imageError.toExponential(2)}, |Δpixel| ${pixelError}/255`);
+    assert.ok(latentError <= 1e-4, `latents differ by ${latentError} of their scale`);
     assert.ok(imageError <= 1e-4, `decoded images differ by ${imageError}`);
     assert.ok(pixelError <= 1, `pixels differ by ${pixelError}/255`);
     result.images.dispose();
