@@ -27,3 +27,4 @@ export {
   type LoraFile, type LoraFormat, type LoraWriteOptions,
 } from "./lora-file.js";
 export { exportLidbFile, lidbToLoraLayers, type ExportOptions } from "./export.js";
+export * as training from "./training/index.js";

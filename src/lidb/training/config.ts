@@ -65,7 +65,11 @@ export interface TrainingConfig {
 
   /** Adapter rank: LiDB's r (1 in the paper), LoRA's rank (4 in diffusers' example). */
   rank: number;
-  /** LiDB's auxiliary dimensions a and b (100 and 50 in the paper); clipped by the adapters to the layer sizes. */
+  /**
+   * LiDB's auxiliary dimensions a and b (100 and 50 in the paper). Keep a ≤ every adapted layer's output size
+   * and b ≤ its input size (true for SD's 320+ wide layers): beyond that, part of A_train/B_train does not
+   * change ΔW, its gradient is rounding noise, and Adam turns that noise into full-size steps.
+   */
   lidbA: number;
   lidbB: number;
   /** Train the text encoder's adapters jointly (on by default, as in the paper). */
@@ -95,7 +99,11 @@ export class TrainingConfigError extends Error {
   override name = "TrainingConfigError";
 }
 
-/** diffusers' defaults for DreamBooth-LoRA; for LiDB the paper's r = 1, a = 100, b = 50 and a higher learning rate. */
+/**
+ * diffusers' defaults for DreamBooth-LoRA (rank 4, lr 1e-4, 500 steps); for LiDB the paper's r = 1, a = 100,
+ * b = 50 with 400 steps and lr 1e-3 (the paper gives neither: LiDB has ~30K trainable values instead of a LoRA's
+ * ~800K, so each Adam step moves ΔW less and a higher rate is needed).
+ */
 export function defaultConfig(adapter: AdapterKind): Omit<TrainingConfig, "pretrainedModel" | "outputDir" | "identities"> {
   return {
     adapter,

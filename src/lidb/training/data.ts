@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
-import { cat, interpolate, noGrad, stack, tidy, type Tensor } from "../../engine/index.js";
+import { cat, interpolate, noGrad, tidy, type Tensor } from "../../engine/index.js";
 import type { AutoencoderKL } from "../../models/vae/index.js";
 import { imagesToTensor, loadImage, savePng } from "../../pipeline/images.js";
 import type { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
@@ -95,10 +95,8 @@ export async function loadPixels(files: readonly string[], resolution: number): 
  * (n, 3, H, W) images, without autograd. The images are encoded together, so the same set gives the same bits.
  */
 export function encodePosterior(vae: AutoencoderKL, pixels: Tensor): Tensor {
-  return noGrad(() => tidy(() => {
-    const posterior = vae.encode(pixels.to({ device: vae.parameters()[0]!.device, dtype: vae.parameters()[0]!.dtype }));
-    return posterior.parameters.float();
-  }));
+  const { device, dtype } = vae.parameters()[0]!;
+  return noGrad(() => tidy(() => vae.encode(pixels.to({ device, dtype })).parameters.float()));
 }
 
 export interface AugmentOptions {
@@ -157,9 +155,4 @@ export async function prepareClassImages(
     onImage?.(i + 1 - existing.length, count - existing.length);
   }
   return imagesIn(dir).slice(0, count);
-}
-
-/** Stacks equally-shaped rows picked by index: `rows[indices[i]]` for each i. */
-export function pickRows(rows: Tensor, indices: readonly number[]): Tensor {
-  return tidy(() => stack(indices.map((i) => rows.select(0, i))));
 }

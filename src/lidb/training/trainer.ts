@@ -151,7 +151,7 @@ export class DreamBoothTrainer {
       };
       const prompts = [promptWithIdentifier(config.instancePrompt, config.identifier), config.classPrompt];
       const { inputIds } = pipeline.tokenizer.call(prompts, { padding: "max_length", maxLength: pipeline.tokenizer.modelMaxLength, truncation: true });
-      parts.ids = keep(tensor(BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)), { shape: [2, inputIds[0]!.length] }).to(config.device));
+      parts.ids = keep(tidy(() => tensor(BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)), { shape: [2, inputIds[0]!.length] }).to(config.device)));
       parts.text = config.trainTextEncoder ? null : keep(noGrad(() => pipeline.textEncoder.encode(parts.ids!)));
       parts.adapters = attachAdapters(pipeline, config, parts.scheduler.config.prediction_type);
       if (manifest.identities.length === 0) writeManifest(config.outputDir, manifest);
@@ -178,7 +178,12 @@ export class DreamBoothTrainer {
     }
     const checkpoint = this.#checkpointFile(spec.id);
     if (this.config.resumeFromCheckpoint && existsSync(checkpoint)) {
-      run.restoreCheckpoint(checkpoint);
+      try {
+        run.restoreCheckpoint(checkpoint);
+      } catch (error) {
+        run.dispose();
+        throw error;
+      }
       this.hooks.log?.(`${spec.id}: resumed from step ${run.step}`);
     }
     this.#active.add(run);
