@@ -3,7 +3,8 @@
 // `pipe.load_lora_weights` (test/lidb/lora_oracle.py, run with the .venv Python). Its UNet output, text-encoder
 // output and txt2img image for a fixed seed must equal ours with the LiDB file applied (≤ 1e-4 on module
 // outputs, ≤ 1/255 on pixels). The exported files read back through our own LoRA path give the LiDB outputs,
-// and a plain LoRA (injectLora, random factors, alpha ≠ rank) written in both layouts passes the same check.
+// and a plain LoRA (injectLora, random factors, alpha ≠ rank) written in both layouts passes the same check,
+// as does a LoRA trained by `hdb train-lora`.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -116,6 +117,23 @@ test("exported LiDB files (diffusers and kohya layouts) load in diffusers with t
       w.up.dispose();
     }
     plain.dispose();
+
+    // A LoRA trained by `hdb train-lora` (the real CLI, a few steps at a high learning rate so it is non-zero)
+    // passes the same check: its diffusers-layout file loads in diffusers with our outputs.
+    if (kind === "sd1") {
+      const trainedDir = path.join(work, "trained-lora");
+      const cli = spawnSync(process.execPath, [path.join(root, "dist/src/cli/hdb.js"), "train-lora", "--pretrained-model", folder,
+        "--instance-data-dir", path.join(root, "samples/faces/60000-n1.png"), "--output-dir", trainedDir,
+        "--max-train-steps", "4", "--learning-rate", "1e-2", "--rank", "2", "--seed", "3"], { encoding: "utf8", timeout: 120_000 });
+      assert.equal(cli.status, 0, `hdb train-lora failed:\n${cli.stderr}`);
+      const trainedFile = path.join(trainedDir, "60000-n1.lora.safetensors");
+      const applied = applyLoraFile(models, trainedFile);
+      const trainedOutputs = outputs(pipeline, inputs, kind);
+      applied.dispose();
+      assert.ok(maxAbs(trainedOutputs.unet, base.unet) > 0 && maxAbs(trainedOutputs.text, base.text) > 0, "the trained LoRA must change the outputs");
+      ours.set(`${kind}_trained`, trainedOutputs);
+      cases.push({ name: `${kind}_trained_diffusers`, kind, pipeline: folder, lora: trainedFile, prompt: PROMPT, ...GENERATION });
+    }
     pipeline.dispose();
   }
 
