@@ -2,7 +2,7 @@
 import type { TensorOptions } from "../creation.js";
 import { conv2d } from "../functional.js";
 import type { Tensor } from "../tensor.js";
-import { calculateFanInAndFanOut, kaimingUniform_, uniform_ } from "./init.js";
+import { defaultLayerInit_ } from "./init.js";
 import { Module } from "./module.js";
 import { Parameter } from "./parameter.js";
 
@@ -48,12 +48,7 @@ export class Conv2d extends Module {
 
   /** PyTorch's default, as for Linear: kaiming_uniform_(a=sqrt(5)) weight, then U(±1/sqrt(fan_in)) bias. */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const { fanIn } = calculateFanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    defaultLayerInit_(this.weight, this.bias);
   }
 
   forward(input: Tensor): Tensor {

@@ -113,3 +113,16 @@ export function xavierNormal_(tensor: Tensor, gain = 1, generator?: Generator): 
   const std = gain * Math.sqrt(2.0 / (fanIn + fanOut));
   return normal_(tensor, 0, std, generator);
 }
+
+/**
+ * PyTorch's default initialisation of Linear and Conv layers: kaiming_uniform_(a=sqrt(5)) for the weight
+ * (U(±1/sqrt(fan_in))), then U(±1/sqrt(fan_in)) for the bias. The weight is drawn first (RNG order matters).
+ */
+export function defaultLayerInit_(weight: Tensor, bias: Tensor | null): void {
+  kaimingUniform_(weight, { a: Math.sqrt(5) });
+  if (bias) {
+    const { fanIn } = calculateFanInAndFanOut(weight);
+    const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
+    uniform_(bias, -bound, bound);
+  }
+}

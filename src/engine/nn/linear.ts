@@ -15,7 +15,7 @@
 import type { TensorOptions } from "../creation.js";
 import { linear } from "../functional.js";
 import type { Tensor } from "../tensor.js";
-import { calculateFanInAndFanOut, kaimingUniform_, uniform_ } from "./init.js";
+import { defaultLayerInit_ } from "./init.js";
 import { Module } from "./module.js";
 import { Parameter } from "./parameter.js";
 
@@ -52,12 +52,7 @@ export class Linear extends Module {
    * and the same bound for the bias. The weight is drawn first, then the bias (the RNG order matters).
    */
   resetParameters(): void {
-    kaimingUniform_(this.weight, { a: Math.sqrt(5) });
-    if (this.bias) {
-      const { fanIn } = calculateFanInAndFanOut(this.weight);
-      const bound = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-      uniform_(this.bias, -bound, bound);
-    }
+    defaultLayerInit_(this.weight, this.bias);
   }
 
   /** Adds an adapter under `name` (unique per layer): forward then adds `adapter.delta(x)` to its output. */
