@@ -14,7 +14,7 @@ export {
   type AdaptedModels, type LinearTarget, type ModelComponent, type TargetSelection, type TargetShape,
 } from "./targets.js";
 export {
-  LIDB_DEFAULTS, LidbAdapters, LoraAdapters, applyLora, injectLidb, injectLora, lidbBTrainInit,
+  LIDB_DEFAULTS, LidbAdapters, LoraAdapters, applyLora, injectLidb, injectLora, lidbBTrainInit, warnIfNarrowLayers,
   type LidbFactors, type LidbOptions, type LoraLayerWeights, type LoraOptions,
 } from "./inject.js";
 export {

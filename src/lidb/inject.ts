@@ -227,6 +227,7 @@ export function injectLidb(models: AdaptedModels, options: LidbOptions = {}): Li
   const name = options.name ?? "lidb";
   const targets = options.layers ? namedTargets(models, options.layers) : selectAttentionTargets(models, options.targets);
   if (targets.length === 0) throw new Error("injectLidb: no target layers (give a UNet and/or text encoder, and check the target selection)");
+  warnIfNarrowLayers(targets.map((t) => ({ name: t.name, outFeatures: t.layer.outFeatures, inFeatures: t.layer.inFeatures })), dims);
   const checksum = new AuxBasisChecksum();
   const entries = attach(name, targets, (target) => {
     const bases = buildAuxBases(seed, { name: target.name, outFeatures: target.layer.outFeatures, inFeatures: target.layer.inFeatures }, dims);
@@ -234,6 +235,23 @@ export function injectLidb(models: AdaptedModels, options: LidbOptions = {}): Li
     return new LidbLinear(target.layer, { ...dims, bases, bTrainInit: lidbBTrainInit(seed, target.name, dims), ...(options.dtype ? { dtype: options.dtype } : {}) });
   });
   return new LidbAdapters(name, entries, dims, seed, checksum.digest());
+}
+
+/**
+ * A_aux (out × a) can have orthonormal columns only when a ≤ out, and B_aux (b × in) orthonormal rows only
+ * when b ≤ in. On narrower layers (tiny test models with the paper's a = 100, b = 50) part of the factors
+ * cannot change ΔW: their gradients are rounding noise that Adam turns into full-size steps. Warn (once per
+ * call, through Node's warning channel) rather than refuse, since the file format still round-trips.
+ */
+export function warnIfNarrowLayers(layers: readonly { name: string; outFeatures: number; inFeatures: number }[], dims: LidbDimensions): string | null {
+  const narrow = layers.filter((l) => dims.a > l.outFeatures || dims.b > l.inFeatures);
+  const first = narrow[0];
+  if (!first) return null;
+  const message = `LiDB a=${dims.a}, b=${dims.b} exceed the width of ${narrow.length} of ${layers.length} target layers ` +
+    `(e.g. ${first.name}: out ${first.outFeatures}, in ${first.inFeatures}); factor directions beyond the layer width cannot ` +
+    "change ΔW and only add optimiser noise: use a ≤ out_features and b ≤ in_features for such models";
+  process.emitWarning(message, { code: "HDB_LIDB_NARROW_LAYERS" });
+  return message;
 }
 
 /** B_train's initial values for a layer: U(±1/√b), deterministic in (seed, layer name). */

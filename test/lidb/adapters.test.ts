@@ -10,7 +10,7 @@ import {
 import { Module } from "../../src/engine/nn/index.js";
 import { Linear } from "../../src/engine/nn/linear.js";
 import {
-  buildAuxBases, injectLidb, injectLora, selectAttentionTargets, type AdaptedModels, type LidbDimensions,
+  buildAuxBases, injectLidb, injectLora, selectAttentionTargets, warnIfNarrowLayers, type AdaptedModels, type LidbDimensions,
 } from "../../src/lidb/index.js";
 import { CLIPTextModel } from "../../src/models/clip/text-encoder.js";
 import { UNet2DConditionModel } from "../../src/models/unet/index.js";
@@ -330,4 +330,11 @@ test("injecting, running, merging and disposing adapters leaves no tensor behind
   assert.equal(memory().tensors, before);
   models.unet.dispose();
   models.textEncoder.dispose();
+});
+
+test("LiDB dimensions wider than a target layer give a warning naming the layer; fitting ones give none", () => {
+  const layers = [{ name: "unet.mid.to_q", outFeatures: 32, inFeatures: 32 }, { name: "unet.big.to_q", outFeatures: 320, inFeatures: 320 }];
+  assert.equal(warnIfNarrowLayers(layers.slice(1), { a: 100, b: 50, rank: 1 }), null);
+  const message = warnIfNarrowLayers(layers, { a: 100, b: 50, rank: 1 });
+  assert.match(message ?? "", /a=100, b=50 exceed the width of 1 of 2 target layers \(e\.g\. unet\.mid\.to_q: out 32, in 32\)/);
 });
