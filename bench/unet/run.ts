@@ -83,13 +83,17 @@ const outputRelativeDifference = Math.abs(tsOutput.absSum - pyOutput.abs_sum) / 
 
 const results: Record<string, { ts: number; torch: number; ratio: number; runs: number }> = {};
 const allTimes: Record<string, { ts: number[]; torch: number[] }> = {};
+/** Keeps a job's raw times and its medians and ratio. */
+function record(job: string, times: { ts: number[]; torch: number[] }): void {
+  results[job] = { ts: median(times.ts), torch: median(times.torch), ratio: median(times.ts) / median(times.torch), runs: times.ts.length };
+  allTimes[job] = times;
+}
 for (const job of ["forward", "train"] as const) {
   const run = job === "forward" ? forward : train;
   timed(run, 2);
   await worker.ask({ cmd: job, n: 2 });
   const times = await interleave(rounds, () => timed(run, block), async () => (await worker.ask<{ times: number[] }>({ cmd: job, n: block })).times);
-  results[job] = { ts: median(times.ts), torch: median(times.torch), ratio: median(times.ts) / median(times.torch), runs: times.ts.length };
-  allTimes[job] = times;
+  record(job, times);
 }
 unet.dispose();
 
@@ -103,8 +107,7 @@ if (device === "cpu") {
   timed(txt2img, 2);
   await worker.ask({ cmd: "txt2img", n: 2 });
   const times = await interleave(rounds, () => timed(txt2img, block), async () => (await worker.ask<{ times: number[] }>({ cmd: "txt2img", n: block })).times);
-  results["txt2img_tiny"] = { ts: median(times.ts), torch: median(times.torch), ratio: median(times.ts) / median(times.torch), runs: times.ts.length };
-  allTimes["txt2img_tiny"] = times;
+  record("txt2img_tiny", times);
   pipeline.dispose();
 }
 worker.close();
