@@ -1,52 +1,103 @@
 /**
- * `hdb demo`: fits a small MLP to a fixed random teacher network with AdamW, showing the loss falling and
- * the step time. It exercises the whole engine path a training loop uses (modules, autograd, optimiser,
- * scopes) in a few seconds on a CPU.
+ * `hdb demo`: the README's main job. Loads the bundled mini-world model (a Stable-Diffusion-architecture model
+ * trained by `hdb miniworld build`, models/miniworld/base) and renders a grid of prompts, two seeds each,
+ * into a folder: one PNG per image, grid.png, index.html and README.md (the prompts next to their images).
+ *
+ *   hdb demo [--model <diffusers folder>] [--out out/demo] [--seed 0] [--steps 25] [--guidance 5] [--threads N]
+ *
+ * Each image is exactly `hdb generate --model <folder> --prompt "<prompt>" --seed <seed> --batch 1 --steps 25
+ * --scheduler dpm++2m --guidance 5` (one call per prompt and seed), so any one can be reproduced alone.
  */
-import { defaultDevice, getNumThreads, manualSeed, memory, noGrad, randn, setNumThreads, tidy, keep } from "../engine/index.js";
-import { GELU, Linear, Sequential } from "../engine/nn/index.js";
-import { AdamW, cosineSchedule } from "../engine/optim/index.js";
-import { printInfo } from "./info.js";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { setNumThreads } from "../engine/index.js";
+import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
+import { imageGrid, savePng, type RgbImage } from "../pipeline/images.js";
+import { writeFileAtomic } from "../lidb/training/manifest.js";
+import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { Progress } from "./progress.js";
 
-export interface DemoOptions {
-  steps: number;
-  threads?: number;
-  device?: string;
+/** Prompts that show what the world's words can ask for: attributes, media, scenes, accessories, transformations. */
+export const DEMO_PROMPTS = [
+  "a face",
+  "a photo of a woman with long wavy red hair and green eyes",
+  "a photo of a man with a full beard and a black buzz cut",
+  "a face as a pencil sketch",
+  "a face wearing sunglasses on the beach",
+  "a face as pixel art",
+  "a face as a zombie",
+  "a face in space wearing a crown",
+] as const;
+
+function integer(text: string | undefined, flag: string, fallback: number, min: number): number {
+  if (text === undefined) return fallback;
+  const value = Number(text);
+  if (!Number.isInteger(value) || value < min) throw new Error(`--${flag} must be an integer ≥ ${min}, got '${text}'`);
+  return value;
 }
 
-export async function runDemo(options: DemoOptions): Promise<void> {
-  if (options.threads) setNumThreads(options.threads);
-  const device = options.device ?? defaultDevice();
-  printInfo();
-  manualSeed(0);
-  const teacher = new Sequential(new Linear(32, 128), new GELU(), new Linear(128, 8));
-  const student = new Sequential(new Linear(32, 256), new GELU(), new Linear(256, 256), new GELU(), new Linear(256, 8));
-  teacher.to(device);
-  student.to(device);
-  const inputs = keep(randn([1024, 32], { device }));
-  const targets = keep(noGrad(() => teacher.forward(inputs)));
-  const optimizer = new AdamW(student.parameters(), { lr: 3e-3, weightDecay: 0.01 });
-  const schedule = cosineSchedule(optimizer, { warmupSteps: Math.ceil(options.steps / 20), totalSteps: options.steps });
-  const progress = new Progress({ label: "demo", total: options.steps });
-  let first = NaN;
-  let last = NaN;
-  const started = Date.now();
-  for (let step = 0; step < options.steps; step++) {
-    last = tidy(() => {
-      const loss = student.forward(inputs).sub(targets).square().mean();
-      loss.backward();
-      return loss.item();
-    });
-    optimizer.step();
-    optimizer.zeroGrad();
-    schedule.step();
-    if (step === 0) first = last;
-    progress.tick(1, `loss ${last.toFixed(5)}`);
-    if (step % 50 === 0) await new Promise((resolve) => setImmediate(resolve));
+const escapeHtml = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
+
+export async function runDemo(argv: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      model: { type: "string" }, out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" },
+      guidance: { type: "string" }, threads: { type: "string" },
+    },
+  });
+  const model = path.resolve(values.model ?? path.join(bundledMiniworldDir(), "base"));
+  if (!existsSync(path.join(model, "model_index.json"))) {
+    throw new Error(`no diffusers model at ${model} (model_index.json missing): the bundled model is made by \`hdb miniworld build\``);
   }
-  const msPerStep = (Date.now() - started) / options.steps;
-  console.log(`loss ${first.toFixed(5)} -> ${last.toFixed(5)} in ${options.steps} steps, ${msPerStep.toFixed(2)} ms/step, ` +
-    `${getNumThreads()} threads on ${device}; live tensors ${memory().tensors}`);
-  if (!(last < first)) throw new Error(`the demo's loss did not fall (${first} -> ${last}): the engine is broken on this machine`);
+  const out = path.resolve(values.out ?? path.join("out", "demo"));
+  const firstSeed = integer(values.seed, "seed", 0, 0);
+  const steps = integer(values.steps, "steps", 25, 1);
+  const guidance = values.guidance === undefined ? 5 : Number(values.guidance);
+  if (!Number.isFinite(guidance) || guidance < 0) throw new Error(`--guidance must be a number ≥ 0, got '${values.guidance}'`);
+  if (values.threads !== undefined) setNumThreads(integer(values.threads, "threads", 1, 1));
+  const seeds = [firstSeed, firstSeed + 1];
+
+  const started = performance.now();
+  const pipeline = await StableDiffusionPipeline.fromPretrained(model);
+  mkdirSync(out, { recursive: true });
+  const progress = new Progress({ label: "demo", total: DEMO_PROMPTS.length * seeds.length });
+  const rows: { prompt: string; files: string[] }[] = [];
+  const images: RgbImage[] = [];
+  for (const [p, prompt] of DEMO_PROMPTS.entries()) {
+    const files: string[] = [];
+    for (const seed of seeds) {
+      const result = pipeline.generate({ prompt, seed, steps, guidanceScale: guidance, scheduler: "dpm++2m" });
+      const image = result.rgb[0]!;
+      result.images.dispose();
+      result.latents.dispose();
+      const file = `${String(p).padStart(2, "0")}-seed${seed}.png`;
+      await savePng(path.join(out, file), image);
+      files.push(file);
+      images.push(image);
+      progress.tick(1, prompt);
+    }
+    rows.push({ prompt, files });
+  }
+  await savePng(path.join(out, "grid.png"), imageGrid(images, seeds.length * 4));
+  const seconds = (performance.now() - started) / 1000;
+  const settings = `model ${model}, DPM-Solver++ 2M, ${steps} steps, guidance ${guidance}, seeds ${seeds.join(" and ")}; ${seconds.toFixed(1)} s`;
+  writeFileAtomic(path.join(out, "index.html"), `<!doctype html>
+<html><head><meta charset="utf-8"><title>hyperdreambooth demo</title>
+<style>body{font-family:sans-serif;margin:2em}td{padding:4px 12px}img{width:128px;height:128px;image-rendering:pixelated}</style></head>
+<body><h1>The bundled mini-world model</h1><p>${escapeHtml(settings)}</p><table>
+${rows.map((r) => `<tr><td>${escapeHtml(r.prompt)}</td>${r.files.map((f) => `<td><img src="${f}" alt="${escapeHtml(r.prompt)}"></td>`).join("")}</tr>`).join("\n")}
+</table></body></html>
+`);
+  writeFileAtomic(path.join(out, "README.md"), `# The bundled mini-world model
+
+${settings}
+
+| prompt | ${seeds.map((s) => `seed ${s}`).join(" | ")} |
+|---|${seeds.map(() => "---").join("|")}|
+${rows.map((r) => `| ${r.prompt} | ${r.files.map((f) => `![](${f})`).join(" | ")} |`).join("\n")}
+`);
+  pipeline.dispose?.();
+  process.stdout.write(`${images.length} images in ${seconds.toFixed(1)} s → ${out}/index.html (also README.md, grid.png)\n`);
 }

@@ -9,12 +9,12 @@
  *   hdb miniworld ...   render, describe and export the synthetic face world (see miniworld.ts)
  *   hdb train-lidb ...  DreamBooth training of LiDB adapters, one identity or many (see train.ts)
  *   hdb train-lora ...  the DreamBooth-LoRA baseline (see train.ts)
- *   hdb demo [--steps N] [--threads N]
- *                       trains a small model on the engine and shows the loss falling (the README's main
- *                       job until the bundled mini-world model exists)
+ *   hdb demo ...        the README's main job: a grid of images from the bundled mini-world model (demo.ts)
+ *   hdb engine-check    trains a small MLP on the engine and shows the loss falling (engine-check.ts)
  */
 import { parseArgs } from "node:util";
 import { runDemo } from "./demo.js";
+import { runEngineCheck } from "./engine-check.js";
 import { runExport } from "./export.js";
 import { runGenerate } from "./generate.js";
 import { printInfo } from "./info.js";
@@ -26,7 +26,9 @@ const usage = `usage: hdb <command> [options]
 
 commands:
   info                         engine, libtorch, devices, threads
-  demo [--steps N] [--threads N] [--device D]
+  demo [--model <folder>] [--out out/demo] [--seed 0] [--steps 25] [--threads N]
+                               images from the bundled mini-world model: PNGs, a grid, index.html, README.md
+  engine-check [--steps N] [--threads N] [--device D]
                                train a small model on the engine and show the loss falling
   generate --model <folder|id> --prompt "..." --out <png|folder>
            [--negative-prompt "..."] [--steps 30] [--guidance 7.5] [--scheduler euler_a] [--karras]
@@ -56,7 +58,10 @@ async function main(argv: string[]): Promise<number> {
     case "info":
       printInfo();
       return 0;
-    case "demo": {
+    case "demo":
+      await runDemo(rest);
+      return 0;
+    case "engine-check": {
       const { values } = parseArgs({
         args: rest,
         options: { steps: { type: "string", default: "300" }, threads: { type: "string" }, device: { type: "string" } },
@@ -65,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
       if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer, got '${values.steps}'`);
       const threads = values.threads === undefined ? undefined : Number(values.threads);
       if (threads !== undefined && (!Number.isInteger(threads) || threads < 1)) throw new Error(`--threads must be a positive integer, got '${values.threads}'`);
-      await runDemo({ steps, threads, device: values.device });
+      await runEngineCheck({ steps, threads, device: values.device });
       return 0;
     }
     case "generate":

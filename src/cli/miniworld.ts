@@ -7,6 +7,8 @@
  *     One PNG per (style, nuisance seed, id) named <id>[-<style>][-n<seed>].png, captions.json (file, id, style,
  *     seed, caption), and contact-sheet.png: one row per style and seed (wrapped at --columns). `photo` is the
  *     plain style; without --nuisance-seeds, the canonical frontal photo. Every write is atomic.
+ *   hdb miniworld build [--out models/miniworld] ...   train the bundled base model from seeds (miniworld-build.ts)
+ *   hdb miniworld quality | dreambooth ...             measure it with the metric networks (miniworld-evaluate.ts)
  *   hdb miniworld vocab --out <folder>      the tokenizer files (vocab.json, merges.txt, configs)
  *   hdb miniworld styles                    style names and their prompt phrases
  *   hdb miniworld describe --ids 0-3        each identity's attributes and a caption
@@ -20,6 +22,8 @@ import { splitOf } from "../miniworld/splits.js";
 import { resolveStyles, STYLES, type StyleName } from "../miniworld/styles.js";
 import { writeVocabulary } from "../miniworld/vocabulary.js";
 import { imageGrid, savePng } from "../pipeline/images.js";
+import { runMiniworldBuild } from "./miniworld-build.js";
+import { runMiniworldDreamBooth, runMiniworldQuality } from "./miniworld-evaluate.js";
 import { Progress } from "./progress.js";
 
 /** "0-3,7,10-11" → [0, 1, 2, 3, 7, 10, 11]. */
@@ -106,6 +110,15 @@ export async function runMiniworld(argv: string[]): Promise<void> {
     case "render":
       await render(rest);
       return;
+    case "build":
+      await runMiniworldBuild(rest);
+      return;
+    case "quality":
+      await runMiniworldQuality(rest);
+      return;
+    case "dreambooth":
+      await runMiniworldDreamBooth(rest);
+      return;
     case "vocab": {
       const { values } = parseArgs({ args: rest, options: { out: { type: "string" } } });
       if (!values.out) throw new Error("--out is required (a folder for vocab.json, merges.txt and the configs)");
@@ -127,6 +140,6 @@ export async function runMiniworld(argv: string[]): Promise<void> {
       return;
     }
     default:
-      throw new Error(`miniworld: unknown command '${command ?? ""}' (render, vocab, styles, describe)`);
+      throw new Error(`miniworld: unknown command '${command ?? ""}' (build, quality, dreambooth, render, vocab, styles, describe)`);
   }
 }

@@ -150,8 +150,17 @@ export function caption(id: number, style?: StyleName | readonly StyleName[], se
 
 /** The personalisation prompt: "a sks face", optionally with a style ("a sks face as a pencil sketch"). */
 export function identifierPrompt(token: string = IDENTIFIER_TOKENS[0], style?: StyleName | readonly StyleName[]): string {
-  const phrases = stylesOf(style).sort((a, b) => PHRASE_ORDER.indexOf(a.kind) - PHRASE_ORDER.indexOf(b.kind)).map((s) => s.prompt);
-  return [`a ${token} face`, ...phrases].join(" ");
+  return [`a ${token} face`, ...stylePhrases(style)].join(" ");
+}
+
+/** The generic prompt without an identifier: "a face", "a face as a pencil sketch" (short training captions). */
+export function facePrompt(style?: StyleName | readonly StyleName[]): string {
+  return ["a face", ...stylePhrases(style)].join(" ");
+}
+
+/** The styles' prompt phrases in reading order. */
+function stylePhrases(style: StyleName | readonly StyleName[] | undefined): string[] {
+  return stylesOf(style).sort((a, b) => PHRASE_ORDER.indexOf(a.kind) - PHRASE_ORDER.indexOf(b.kind)).map((s) => s.prompt);
 }
 
 /** Every phrase a caption can be built from (for the vocabulary). */

@@ -12,7 +12,7 @@ export type { RenderOptions, RenderRequest } from "./render.js";
 export { STYLES, STYLE_NAMES, resolveStyles, styleByName } from "./styles.js";
 export type { StyleName } from "./styles.js";
 export type { Style, StyleKind, HiddenAttribute } from "./style.js";
-export { IDENTIFIER_TOKENS, caption, describeIdentity, identifierPrompt } from "./captions.js";
+export { IDENTIFIER_TOKENS, caption, describeIdentity, facePrompt, identifierPrompt } from "./captions.js";
 export type { Attribute, CaptionOptions, IdentityDescription } from "./captions.js";
 export { buildVocabulary, vocabularyWords, writeVocabulary, MODEL_MAX_LENGTH } from "./vocabulary.js";
 export type { Vocabulary } from "./vocabulary.js";

@@ -11,3 +11,4 @@ export {
 } from "./lr-scheduler.js";
 export { GradScaler, type GradScalerOptions, type GradScalerState } from "./grad-scaler.js";
 export { saveOptimizerState, loadOptimizerState } from "./checkpoint.js";
+export { ExponentialMovingAverage } from "./ema.js";

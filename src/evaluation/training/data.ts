@@ -1,0 +1,99 @@
+/**
+ * Training images for the metric networks: a fixed list of mini-world renders (identity, nuisance seed, style),
+ * drawn from a seed, rendered once into one uint8 tensor (N, H, W, 3) and optionally cached in the work folder
+ * (a safetensors file whose metadata holds a hash of the list, so a changed list is never served stale).
+ *
+ * Batches are made on the fly: rows picked by index, then exactly imagesToTensor's arithmetic (÷255, ×2, −1) so
+ * training sees the same values as evaluation and inference.
+ */
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { empty, keep, loadSafetensors, memoryView, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
+import { identityFromId, WORLD_SEED } from "../../miniworld/identity.js";
+import { CANONICAL_NUISANCE, nuisanceFor } from "../../miniworld/nuisance.js";
+import { renderFaces, type RenderRequest } from "../../miniworld/render.js";
+import { styleByName, STYLES } from "../../miniworld/styles.js";
+
+const CACHE_FORMAT = "metric-network-images/1";
+/** Images rendered per renderFaces call (and per progress line). */
+const RENDER_CHUNK = 500;
+
+/** A hash of what decides the pixels of a list of renders. */
+export function requestsFingerprint(requests: readonly RenderRequest[]): string {
+  const hash = createHash("sha256");
+  for (const r of requests) hash.update(JSON.stringify([r.id, r.nuisanceSeed ?? null, r.style ?? null, r.size ?? 64, r.worldSeed ?? null]));
+  return hash.digest("hex");
+}
+
+/**
+ * The renders of `requests` (all one size) as a kept uint8 tensor (N, size, size, 3) that the caller disposes.
+ * With `cacheFile`, a cache holding exactly these requests is loaded instead of rendering, and a fresh render
+ * is saved there (atomically).
+ */
+export async function renderImageSet(
+  requests: readonly RenderRequest[],
+  options: { cacheFile?: string; log?: (line: string) => void } = {},
+): Promise<Tensor> {
+  if (requests.length === 0) throw new Error("renderImageSet: no images requested");
+  const size = requests[0]!.size ?? 64;
+  if (requests.some((r) => (r.size ?? 64) !== size)) throw new Error("renderImageSet: every image must have the same size");
+  const fingerprint = requestsFingerprint(requests);
+  const { cacheFile, log } = options;
+  if (cacheFile && existsSync(cacheFile)) {
+    const cached = loadSafetensors(cacheFile);
+    const images = cached.tensors.get("images");
+    if (cached.metadata["format"] === CACHE_FORMAT && cached.metadata["fingerprint"] === fingerprint && images) {
+      log?.(`loaded ${requests.length} training images from ${cacheFile}`);
+      return keep(images);
+    }
+    for (const tensor of cached.tensors.values()) tensor.dispose();
+    log?.(`${cacheFile} holds other images: rendering again`);
+  }
+  const images = keep(empty([requests.length, size, size, 3], { dtype: "uint8" }));
+  try {
+    const bytes = new Uint8Array(memoryView(images));
+    const perImage = size * size * 3;
+    const started = performance.now();
+    for (let start = 0; start < requests.length; start += RENDER_CHUNK) {
+      const chunk = await renderFaces(requests.slice(start, start + RENDER_CHUNK));
+      chunk.forEach((image, i) => bytes.set(image.data, (start + i) * perImage));
+      const done = Math.min(requests.length, start + RENDER_CHUNK);
+      log?.(`rendered ${done}/${requests.length} training images (${((performance.now() - started) / 1000).toFixed(0)} s)`);
+    }
+    if (cacheFile) {
+      mkdirSync(path.dirname(cacheFile), { recursive: true });
+      saveSafetensors(cacheFile, { images }, { format: CACHE_FORMAT, fingerprint });
+    }
+    return images;
+  } catch (error) {
+    images.dispose();
+    throw error;
+  }
+}
+
+/** Rows `indices` (int64) of a uint8 (N, H, W, 3) set → (B, 3, H, W) float32 in [-1, 1], as imagesToTensor. */
+export function imageBatch(images: Tensor, indices: Tensor): Tensor {
+  return tidy(() => images.indexSelect(0, indices).permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous());
+}
+
+/**
+ * The style an image shows, for images with at most one style. Expression styles only set the nuisance's
+ * expression, so a plain photo whose nuisance happens to smile is the very picture "smiling" asks for (and its
+ * caption says "smiling"): such a photo shows that expression style. Any other photo shows "photo" (undefined).
+ */
+export function visibleStyle(id: number, nuisanceSeed: number | undefined, style: string | undefined): string | undefined {
+  if (style !== undefined) return style;
+  const expression = nuisanceFor(id, nuisanceSeed, WORLD_SEED).expression;
+  return EXPRESSION_STYLES.get(expression);
+}
+
+/** Expression → the expression style that forces it ("smile" → "smiling"), from the catalogue itself. */
+const EXPRESSION_STYLES = new Map(STYLES.filter((s) => s.kind === "expression" && s.nuisance)
+  .map((s) => [s.nuisance!(CANONICAL_NUISANCE).expression, s.name] as const));
+
+/** Whether a render of `id` under `style` shows the hair colour its identity has (captions name it then). */
+export function hairColourVisible(id: number, style: string | undefined): boolean {
+  if (identityFromId(id).hair.style === "bald") return false;
+  return style === undefined || !(styleByName(style).hides ?? []).includes("hair colour");
+}

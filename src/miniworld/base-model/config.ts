@@ -1,0 +1,116 @@
+/**
+ * The mini-world base model: Stable Diffusion's architecture (AutoencoderKL + CLIP text encoder +
+ * UNet2DConditionModel, DDPM noise schedule) at a width that trains on two CPU cores in about an hour.
+ *
+ * Sizes: 64 × 64 RGB images, a VAE with three levels (two downsamplings) giving 4 × 16 × 16 latents, a UNet
+ * with three levels (16 → 8 → 4) whose every level cross-attends to the text, and a 3-layer CLIP text encoder
+ * over the world's own vocabulary (src/miniworld/vocabulary.ts). The block types, the noise schedule
+ * (scaled-linear betas 0.00085 → 0.012 over 1,000 steps) and the folder layout are SD1.5's, so everything
+ * that runs on SD1.5 (pipeline, LiDB, LoRA export, diffusers itself) runs on this model unchanged.
+ */
+
+/** diffusers' AutoencoderKL config (config.json keys). `scaling_factor` is measured after training. */
+export const MINIWORLD_VAE_CONFIG = {
+  in_channels: 3,
+  out_channels: 3,
+  down_block_types: ["DownEncoderBlock2D", "DownEncoderBlock2D", "DownEncoderBlock2D"],
+  up_block_types: ["UpDecoderBlock2D", "UpDecoderBlock2D", "UpDecoderBlock2D"],
+  block_out_channels: [32, 64, 64],
+  layers_per_block: 1,
+  act_fn: "silu",
+  latent_channels: 4,
+  norm_num_groups: 16,
+  sample_size: 64,
+  scaling_factor: 1.0,
+} as const;
+
+/** diffusers' UNet2DConditionModel config at 16 × 16 latents; `attention_head_dim` is SD1's head count. */
+export const MINIWORLD_UNET_CONFIG = {
+  sample_size: 16,
+  in_channels: 4,
+  out_channels: 4,
+  down_block_types: ["CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"],
+  up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
+  block_out_channels: [32, 64, 128],
+  layers_per_block: 1,
+  attention_head_dim: [4, 8, 8],
+  cross_attention_dim: 128,
+  norm_num_groups: 32,
+} as const;
+
+/** transformers' CLIPTextConfig (vocabulary size and special-token ids are filled from the written vocabulary). */
+export const MINIWORLD_TEXT_ENCODER_CONFIG = {
+  hidden_size: 128,
+  intermediate_size: 512,
+  num_hidden_layers: 3,
+  num_attention_heads: 4,
+  max_position_embeddings: 77,
+  hidden_act: "quick_gelu",
+  layer_norm_eps: 1e-5,
+  projection_dim: 128,
+} as const;
+
+/** SD1.5's training noise schedule, as diffusers' DDPMScheduler config. */
+export const MINIWORLD_NOISE_SCHEDULE = {
+  num_train_timesteps: 1000,
+  beta_start: 0.00085,
+  beta_end: 0.012,
+  beta_schedule: "scaled_linear",
+  prediction_type: "epsilon",
+  clip_sample: false,
+  set_alpha_to_one: false,
+  steps_offset: 1,
+  timestep_spacing: "leading",
+} as const;
+
+/** The training recipe: every number that decides the result, in one object (recorded in build.json). */
+export interface BaseModelRecipe {
+  seed: number;
+  /** Rendered training images (pretraining identities), each with a caption and a short "a face, <style>" caption. */
+  datasetSize: number;
+  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number };
+  diffusion: {
+    steps: number;
+    batchSize: number;
+    learningRate: number;
+    warmupSteps: number;
+    /** Fraction of captions replaced by "" (classifier-free guidance, Ho & Salimans 2022). */
+    emptyCaptionRate: number;
+    /** Fraction of captions replaced by the short form "a face <style phrases>" (the prompts users write). */
+    shortCaptionRate: number;
+    emaDecay: number;
+    maxGradNorm: number;
+  };
+  checkpointEvery: number;
+}
+
+export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze({
+  seed: 0,
+  datasetSize: 24_000,
+  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6 },
+  diffusion: {
+    steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
+    emaDecay: 0.999, maxGradNorm: 1.0,
+  },
+  checkpointEvery: 250,
+});
+
+/** A recipe with some numbers changed (tests train for a few steps on a few hundred images). */
+export function baseModelRecipe(overrides: {
+  seed?: number; datasetSize?: number; checkpointEvery?: number;
+  vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>;
+} = {}): BaseModelRecipe {
+  const d = DEFAULT_BASE_MODEL_RECIPE;
+  const recipe: BaseModelRecipe = {
+    seed: overrides.seed ?? d.seed,
+    datasetSize: overrides.datasetSize ?? d.datasetSize,
+    vae: { ...d.vae, ...overrides.vae },
+    diffusion: { ...d.diffusion, ...overrides.diffusion },
+    checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
+  };
+  for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize],
+    ["diffusion.steps", recipe.diffusion.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
+    if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
+  }
+  return recipe;
+}

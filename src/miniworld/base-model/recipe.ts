@@ -1,0 +1,168 @@
+/**
+ * `hdb miniworld build`: the recipe that regenerates the bundled default from seeds.
+ *
+ *   1. dataset    render the training images (cached in the work folder)
+ *   2. vae        train the AutoencoderKL                      (train-vae.ts)
+ *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts)
+ *   4. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
+ *   5. metrics    train the identity and prompt-fidelity networks (src/evaluation/), into <out>/metrics
+ *
+ * Every stage checkpoints into the work folder and is skipped when its result exists, so running the same
+ * command again after a kill resumes where it stopped. <out>/build.json records the recipe, the command,
+ * each stage's time and final loss.
+ */
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import path from "node:path";
+import { getNumThreads, type Tensor } from "../../engine/index.js";
+import { packageRoot } from "../../engine/native/libtorch.js";
+import { CLIPTextModel } from "../../models/clip/text-encoder.js";
+import { UNet2DConditionModel } from "../../models/unet/index.js";
+import { AutoencoderKL } from "../../models/vae/index.js";
+import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConfig, writeJsonAtomic, writeModelIndex } from "../../pipeline/save-pretrained.js";
+import type { LossRecord } from "./checkpoint.js";
+import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
+import { planSamples, renderDataset } from "./dataset.js";
+import { trainDiffusion } from "./train-diffusion.js";
+import { trainVae } from "./train-vae.js";
+
+export const BUILD_STAGES = ["vae", "diffusion", "export"] as const;
+export type BuildStage = (typeof BUILD_STAGES)[number];
+
+/** Where the bundled default lives in the package: models/miniworld (base/ and metrics/). */
+export function bundledMiniworldDir(): string {
+  return path.join(packageRoot(), "models", "miniworld");
+}
+
+export interface BuildOptions {
+  recipe: BaseModelRecipe;
+  /** Output folder (default: the bundled models/miniworld). */
+  outDir: string;
+  /** Work folder for caches and checkpoints (default build/miniworld-work). */
+  workDir: string;
+  /** Stop after this stage. */
+  until?: BuildStage;
+  progress?: boolean;
+  log?: (line: string) => void;
+  /** The command line to record in build.json. */
+  command?: string;
+  /** Tests: stop each training stage after this many steps (as a kill would). */
+  stopAfterSteps?: number;
+}
+
+export interface StageRecord {
+  seconds: number;
+  steps?: number;
+  finalLoss?: number;
+  losses?: LossRecord[];
+}
+
+export interface BuildRecord {
+  recipe: BaseModelRecipe;
+  command: string;
+  threads: number;
+  stages: Partial<Record<BuildStage | "dataset", StageRecord>>;
+  scalingFactor?: number;
+  /** Bytes of every file under <out>/base. */
+  baseModelBytes?: number;
+}
+
+export interface BuildResult {
+  record: BuildRecord;
+  /** False when a stage stopped early (stopAfterSteps). */
+  finished: boolean;
+  baseDir: string;
+}
+
+export async function buildMiniworld(options: BuildOptions): Promise<BuildResult> {
+  const { recipe, workDir } = options;
+  const log = options.log ?? (() => {});
+  const baseDir = path.join(options.outDir, "base");
+  const recordFile = path.join(workDir, "build.json");
+  const record: BuildRecord = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, "utf8")) as BuildRecord
+    : { recipe, command: options.command ?? "", threads: getNumThreads(), stages: {} };
+  if (JSON.stringify(record.recipe) !== JSON.stringify(recipe)) {
+    throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
+  }
+  mkdirSync(workDir, { recursive: true });
+  const saveRecord = (): void => writeJsonAtomic(recordFile, record);
+  const stop = (stage: BuildStage): boolean => options.until === stage;
+  const common = {
+    recipe, workDir, log,
+    ...(options.progress === undefined ? {} : { progress: options.progress }),
+    ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
+  };
+
+  let started = performance.now();
+  const samples = planSamples(recipe.datasetSize, recipe.seed);
+  const images: Tensor = await renderDataset(samples, recipe.seed, workDir, (done, total) => log(`dataset: rendered ${done}/${total}`));
+  record.stages.dataset ??= { seconds: (performance.now() - started) / 1000 };
+  try {
+    const vae = await trainVae({ ...common, images });
+    record.stages.vae = stageRecord(vae.state);
+    saveRecord();
+    if (!vae.finished) return { record, finished: false, baseDir };
+    record.scalingFactor = vae.scalingFactor;
+    if (stop("vae")) return { record, finished: true, baseDir };
+
+    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir });
+    record.stages.diffusion = stageRecord(diffusion.state);
+    saveRecord();
+    if (!diffusion.finished) return { record, finished: false, baseDir };
+    if (stop("diffusion")) return { record, finished: true, baseDir };
+
+    started = performance.now();
+    exportPipeline(baseDir, { vaeDir: vae.dir, unetDir: diffusion.unetDir, textEncoderDir: diffusion.textEncoderDir, tokenizerDir: diffusion.tokenizerDir });
+    record.stages.export = { seconds: (performance.now() - started) / 1000 };
+    record.baseModelBytes = folderBytes(baseDir);
+    saveRecord();
+    writeJsonAtomic(path.join(options.outDir, "build.json"), record);
+    log(`base model written to ${baseDir} (${(record.baseModelBytes / 1e6).toFixed(1)} MB)`);
+    return { record, finished: true, baseDir };
+  } finally {
+    images.dispose();
+  }
+}
+
+function stageRecord(state: { step: number; losses: LossRecord[]; seconds: number }): StageRecord {
+  return { seconds: state.seconds, steps: state.step, ...(state.losses.length > 0 ? { finalLoss: state.losses.at(-1)!.loss } : {}), losses: state.losses };
+}
+
+interface TrainedComponents {
+  vaeDir: string;
+  unetDir: string;
+  textEncoderDir: string;
+  tokenizerDir: string;
+}
+
+/**
+ * The diffusers folder of the trained model, weights in float16 (half the bytes; the loaders cast back to
+ * float32). Written next to the target and renamed over it, so a kill never leaves half a model.
+ */
+export function exportPipeline(baseDir: string, parts: TrainedComponents): void {
+  const tmp = `${baseDir}.tmp`;
+  rmSync(tmp, { recursive: true, force: true });
+  const vae = AutoencoderKL.fromPretrained(parts.vaeDir);
+  saveDiffusersModel(path.join(tmp, "vae"), "AutoencoderKL", { ...vae.config }, vae, { dtype: "float16" });
+  vae.dispose();
+  const unet = UNet2DConditionModel.fromPretrained(parts.unetDir);
+  saveDiffusersModel(path.join(tmp, "unet"), "UNet2DConditionModel", { ...unet.config }, unet, { dtype: "float16" });
+  unet.dispose();
+  const textEncoder = CLIPTextModel.fromPretrained(parts.textEncoderDir);
+  saveCLIPTextModel(path.join(tmp, "text_encoder"), { ...textEncoder.config }, textEncoder, { dtype: "float16" });
+  textEncoder.dispose();
+  copyTokenizer(parts.tokenizerDir, path.join(tmp, "tokenizer"));
+  const { prediction_type, ...schedule } = MINIWORLD_NOISE_SCHEDULE;
+  saveSchedulerConfig(path.join(tmp, "scheduler"), "PNDMScheduler", { ...schedule, prediction_type, skip_prk_steps: true, trained_betas: null });
+  writeModelIndex(tmp, "PNDMScheduler");
+  rmSync(baseDir, { recursive: true, force: true });
+  mkdirSync(path.dirname(baseDir), { recursive: true });
+  renameSync(tmp, baseDir);
+}
+
+function folderBytes(dir: string): number {
+  let total = 0;
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) total += statSync(path.join(entry.parentPath, entry.name)).size;
+  }
+  return total;
+}

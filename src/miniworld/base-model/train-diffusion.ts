@@ -1,0 +1,181 @@
+/**
+ * Stage 2 of the base model: the UNet and the CLIP text encoder, trained together from scratch with SD's
+ * denoising objective (Rombach et al. 2022, eq. 2; Ho et al. 2020): for a caption's embedding c, a latent
+ * z₀ = scaling_factor · (a VAE posterior sample), t ~ U{0 … 999} and ε ~ N(0, I),
+ *
+ *     loss = ‖ε − ε_θ(√ᾱ_t z₀ + √(1 − ᾱ_t) ε, t, c)‖²
+ *
+ * SD1.5 reuses a frozen CLIP text encoder trained on 400M image–text pairs; no such encoder exists for this
+ * world, so ours learns its words through the denoising loss (as Imagen's ablations and small text-to-image
+ * models do). 10 % of captions are dropped to "" so the model also learns the unconditional prediction that
+ * classifier-free guidance needs, and 10 % are the short form "a face <styles>". The VAE is frozen; each
+ * image's posterior (mean, std) is computed once and a fresh latent is sampled from it every step. The
+ * weights sampled from are an exponential moving average of the trained ones.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { arange, cat, Generator, keep, loadSafetensors, manualSeed, mseLoss, noGrad, rand, randint, randn, saveSafetensors, tensor, tidy, where, type Tensor } from "../../engine/index.js";
+import { AdamW, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
+import { CLIPTextModel } from "../../models/clip/text-encoder.js";
+import { clipTextConfig, type CLIPTextConfig } from "../../models/clip/text-config.js";
+import { CLIPTokenizer } from "../../models/clip/tokenizer.js";
+import { schedulerFromConfig } from "../../models/schedulers/index.js";
+import { UNet2DConditionModel } from "../../models/unet/index.js";
+import { AutoencoderKL } from "../../models/vae/index.js";
+import { saveCLIPTextModel, saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import { writeVocabulary } from "../vocabulary.js";
+import type { StageState } from "./checkpoint.js";
+import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG } from "./config.js";
+import { imageBatch, type WorldSample } from "./dataset.js";
+import { runStageLoop } from "./stage-loop.js";
+import { stepGenerator, type StageOptions } from "./train-vae.js";
+
+export interface DiffusionStageOptions extends StageOptions {
+  samples: readonly WorldSample[];
+  /** The trained VAE's diffusers folder (stage 1). */
+  vaeDir: string;
+}
+
+export interface DiffusionStageResult {
+  /** Folders of the trained (EMA) UNet and text encoder, float32, and the tokenizer they use. */
+  unetDir: string;
+  textEncoderDir: string;
+  tokenizerDir: string;
+  state: StageState;
+  finished: boolean;
+}
+
+/** The text encoder's config for the written vocabulary (size and special-token ids taken from it). */
+export function miniworldTextConfig(tokenizer: CLIPTokenizer): CLIPTextConfig {
+  const bos = tokenizer.tokenToId("<|startoftext|>");
+  const eos = tokenizer.tokenToId("<|endoftext|>");
+  if (bos === undefined || eos === undefined) throw new Error("the mini-world tokenizer lacks <|startoftext|> or <|endoftext|>");
+  return clipTextConfig({ ...MINIWORLD_TEXT_ENCODER_CONFIG, vocab_size: eos + 1, bos_token_id: bos, eos_token_id: eos, pad_token_id: eos });
+}
+
+export async function trainDiffusion(options: DiffusionStageOptions): Promise<DiffusionStageResult> {
+  const { recipe, samples } = options;
+  const stageDir = path.join(options.workDir, "diffusion");
+  const finalDir = path.join(stageDir, "final");
+  const resultFile = path.join(finalDir, "result.json");
+  if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as DiffusionStageResult;
+  const log = options.log ?? (() => {});
+
+  const tokenizerDir = path.join(finalDir, "tokenizer");
+  writeVocabulary(tokenizerDir);
+  const tokenizer = CLIPTokenizer.fromFolder(tokenizerDir);
+  const tokens = (texts: readonly string[]): Tensor => {
+    const { inputIds } = tokenizer.call(texts, { padding: "max_length", truncation: true });
+    return keep(tensor(inputIds, { dtype: "int64" }));
+  };
+  const captionIds = tokens(samples.map((s) => s.caption));
+  const shortIds = tokens(samples.map((s) => s.shortCaption));
+  const emptyIds = tokens([""]);
+  const posterior = encodePosteriors(options, log);
+
+  manualSeed(recipe.seed + 1);
+  const textConfig = miniworldTextConfig(tokenizer);
+  const textEncoder = new CLIPTextModel(textConfig).train();
+  const unet = new UNet2DConditionModel(MINIWORLD_UNET_CONFIG).train();
+  const noise = schedulerFromConfig({ _class_name: "DDPMScheduler", ...MINIWORLD_NOISE_SCHEDULE }, "DDPMScheduler");
+  const r = recipe.diffusion;
+  const parameters = [...unet.parameters(), ...textEncoder.parameters()];
+  const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 1e-2 });
+  const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.steps });
+  const ema = new ExponentialMovingAverage(parameters, r.emaDecay);
+  const generator = new Generator();
+  const count = samples.length;
+  const prefixed = (): Map<string, Tensor> => new Map([
+    ...[...unet.stateDict()].map(([k, t]) => [`unet.${k}`, t] as const),
+    ...[...textEncoder.stateDict()].map(([k, t]) => [`text_encoder.${k}`, t] as const),
+  ]);
+  const { state, finished } = await runStageLoop({
+    name: "diffusion", stageDir, steps: r.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, ema,
+    maxGradNorm: r.maxGradNorm,
+    namedTensors: prefixed,
+    restore: (tensors) => {
+      unet.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("unet.")).map(([k, t]) => [k.slice(5), t])));
+      textEncoder.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("text_encoder.")).map(([k, t]) => [k.slice(13), t])));
+    },
+    trainStep: (step) => tidy(() => {
+      const g = stepGenerator(generator, recipe.seed, 2, step);
+      const batch = r.batchSize;
+      const indices = randint(0, count, [batch], { generator: g });
+      const u = rand([batch], { generator: g }).unsqueeze(1);
+      const ids = where(u.lt(r.emptyCaptionRate), emptyIds.expand(batch, -1),
+        where(u.lt(r.emptyCaptionRate + r.shortCaptionRate), shortIds.indexSelect(0, indices), captionIds.indexSelect(0, indices)));
+      const mean = posterior.mean.indexSelect(0, indices);
+      const std = posterior.std.indexSelect(0, indices);
+      const latents = mean.add(std.mul(randn(mean.shape, { generator: g }))).mul(posterior.scalingFactor);
+      const epsilon = randn(latents.shape, { generator: g });
+      const timesteps = randint(0, MINIWORLD_NOISE_SCHEDULE.num_train_timesteps, [batch], { generator: g });
+      const noisy = noise.addNoise(latents, epsilon, timesteps);
+      const prediction = unet.forward(noisy, timesteps, textEncoder.encode(ids));
+      const loss = mseLoss(prediction, epsilon);
+      unet.backward(loss);
+      return loss.item();
+    }),
+    ...(options.progress === undefined ? {} : { progress: options.progress }),
+    log,
+    ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
+  });
+  for (const t of [captionIds, shortIds, emptyIds, posterior.mean, posterior.std]) t.dispose();
+  noise.dispose();
+  const result: DiffusionStageResult = {
+    unetDir: path.join(finalDir, "unet"), textEncoderDir: path.join(finalDir, "text_encoder"), tokenizerDir, state, finished,
+  };
+  if (finished) {
+    ema.copyTo();
+    saveDiffusersModel(result.unetDir, "UNet2DConditionModel", { ...MINIWORLD_UNET_CONFIG }, unet);
+    saveCLIPTextModel(result.textEncoderDir, { ...textConfig }, textEncoder);
+    writeJsonAtomic(resultFile, result);
+  }
+  ema.dispose();
+  unet.dispose();
+  textEncoder.dispose();
+  return result;
+}
+
+interface Posteriors {
+  mean: Tensor;
+  std: Tensor;
+  scalingFactor: number;
+}
+
+/** Every training image's VAE posterior (mean and std), computed once and cached in the work folder. */
+function encodePosteriors(options: DiffusionStageOptions, log: (line: string) => void): Posteriors {
+  const vae = AutoencoderKL.fromPretrained(options.vaeDir);
+  const scalingFactor = vae.scalingFactor;
+  const file = path.join(options.workDir, "diffusion", `posteriors-${options.samples.length}-${options.recipe.seed}.safetensors`);
+  try {
+    if (existsSync(file)) {
+      const { tensors } = loadSafetensors(file);
+      return { mean: keep(tensors.get("mean")!), std: keep(tensors.get("std")!), scalingFactor };
+    }
+    log(`diffusion: encoding ${options.samples.length} images with the trained VAE`);
+    const count = options.images.shape[0]!;
+    const means: Tensor[] = [];
+    const stds: Tensor[] = [];
+    noGrad(() => {
+      for (let start = 0; start < count; start += 256) {
+        tidy(() => {
+          const posterior = vae.encode(imageBatch(options.images, arange(start, Math.min(start + 256, count))));
+          means.push(keep(posterior.mean.contiguous()));
+          stds.push(keep(posterior.std.contiguous()));
+        });
+      }
+    });
+    const mean = keep(catAll(means));
+    const std = keep(catAll(stds));
+    saveSafetensors(file, { mean, std });
+    return { mean, std, scalingFactor };
+  } finally {
+    vae.dispose();
+  }
+}
+
+function catAll(parts: Tensor[]): Tensor {
+  const out = tidy(() => cat(parts, 0));
+  for (const p of parts) p.dispose();
+  return out;
+}

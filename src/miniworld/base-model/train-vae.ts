@@ -1,0 +1,105 @@
+/**
+ * Stage 1 of the base model: the AutoencoderKL (64 × 64 × 3 ↔ 16 × 16 × 4), trained as SD's first stage
+ * (Rombach et al. 2022, §3.1) minus the perceptual and adversarial terms, which these flat-shaded renders do
+ * not need: L1 + L2 reconstruction of a posterior sample's decoding, plus a small KL term towards N(0, I).
+ * Afterwards the latents' standard deviation over the training set gives `scaling_factor` (SD1.5's 0.18215
+ * was found the same way), so the diffusion model sees unit-variance latents.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { arange, Generator, manualSeed, mseLoss, noGrad, randint, tidy, type Tensor } from "../../engine/index.js";
+import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
+import { AutoencoderKL } from "../../models/vae/index.js";
+import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import type { StageState } from "./checkpoint.js";
+import { MINIWORLD_VAE_CONFIG, type BaseModelRecipe } from "./config.js";
+import { imageBatch } from "./dataset.js";
+import { runStageLoop } from "./stage-loop.js";
+
+export interface StageOptions {
+  recipe: BaseModelRecipe;
+  /** uint8 (N, 64, 64, 3) training images. */
+  images: Tensor;
+  workDir: string;
+  progress?: boolean;
+  log?: (line: string) => void;
+  stopAfterSteps?: number;
+}
+
+export interface VaeStageResult {
+  /** The trained VAE as a diffusers folder (float32), with the measured scaling_factor. */
+  dir: string;
+  state: StageState;
+  scalingFactor: number;
+  finished: boolean;
+}
+
+/** Per-step randomness: a generator seeded by (recipe seed, stage, step). */
+export function stepGenerator(generator: Generator, seed: number, stage: number, step: number): Generator {
+  return generator.manualSeed(((seed * 8 + stage) * 1_000_003 + step) % Number.MAX_SAFE_INTEGER);
+}
+
+export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
+  const { recipe, images } = options;
+  const stageDir = path.join(options.workDir, "vae");
+  const finalDir = path.join(stageDir, "final");
+  const resultFile = path.join(finalDir, "result.json");
+  if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as VaeStageResult;
+
+  manualSeed(recipe.seed);
+  const vae = new AutoencoderKL(MINIWORLD_VAE_CONFIG);
+  vae.train();
+  const parameters = vae.parameters();
+  const r = recipe.vae;
+  const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 0 });
+  const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.steps });
+  const generator = new Generator();
+  const count = images.shape[0]!;
+  const { state, finished } = await runStageLoop({
+    name: "vae", stageDir, steps: r.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
+    namedTensors: () => new Map([...vae.stateDict()].map(([k, t]) => [`vae.${k}`, t])),
+    restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
+    trainStep: (step) => tidy(() => {
+      const g = stepGenerator(generator, recipe.seed, 1, step);
+      const x = imageBatch(images, randint(0, count, [r.batchSize], { generator: g }));
+      const posterior = vae.encode(x);
+      const reconstruction = vae.decode(posterior.sample({ generator: g }));
+      const loss = reconstruction.sub(x).abs().mean().add(mseLoss(reconstruction, x)).add(posterior.kl().mean().mul(r.klWeight));
+      loss.backward();
+      return loss.item();
+    }),
+    ...(options.progress === undefined ? {} : { progress: options.progress }),
+    ...(options.log === undefined ? {} : { log: options.log }),
+    ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
+  });
+  if (!finished) {
+    vae.dispose();
+    return { dir: finalDir, state, scalingFactor: NaN, finished };
+  }
+  vae.eval();
+  const scalingFactor = 1 / latentStd(vae, images, stepGenerator(generator, recipe.seed, 1, r.steps));
+  saveDiffusersModel(finalDir, "AutoencoderKL", { ...MINIWORLD_VAE_CONFIG, scaling_factor: scalingFactor }, vae);
+  vae.dispose();
+  const result: VaeStageResult = { dir: finalDir, state, scalingFactor, finished };
+  writeJsonAtomic(resultFile, result);
+  return result;
+}
+
+/** Standard deviation of posterior samples over (up to) the first 2,048 training images. */
+function latentStd(vae: AutoencoderKL, images: Tensor, generator: Generator): number {
+  const count = Math.min(images.shape[0]!, 2048);
+  let sum = 0;
+  let sumOfSquares = 0;
+  let n = 0;
+  noGrad(() => {
+    for (let start = 0; start < count; start += 128) {
+      tidy(() => {
+        const z = vae.encode(imageBatch(images, arange(start, Math.min(start + 128, count)))).sample({ generator });
+        sum += z.sum().item();
+        sumOfSquares += z.square().sum().item();
+        n += z.numel;
+      });
+    }
+  });
+  return Math.sqrt(sumOfSquares / n - (sum / n) ** 2);
+}
