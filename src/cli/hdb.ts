@@ -42,6 +42,10 @@ commands:
   miniworld render --ids 0-15 [--style pencil-sketch] [--styles a,b] [--nuisance-seeds 0-3] [--size 64] --out <folder>
   miniworld vocab --out <folder> | styles | describe --ids 0-3
                                the synthetic face world: faces, contact sheets, tokenizer files
+  miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N] [--until STAGE]
+                               train the bundled base model from seeds (resumable; all flags in miniworld-build.ts)
+  miniworld quality | dreambooth [--model <folder>] [--metrics <folder>] [--out <folder>]
+                               measure the base model / LiDB in the world with the metric networks
   train-lidb --pretrained-model <folder|id> --output-dir <dir>
              (--instance-data-dir <folder|image> | --identities <folder|manifest.json>)
              [--max-train-steps 400] [--learning-rate 1e-3] [--identities-per-batch N] [--train-batch-size 1]

@@ -2,8 +2,8 @@
  * `hdb miniworld build`: regenerate the bundled mini-world model from seeds (src/miniworld/base-model/recipe.ts).
  *
  *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
- *       [--until vae|diffusion|export] [--dataset-size N] [--vae-steps N] [--diffusion-steps N]
- *       [--batch-size N] [--checkpoint-every N] [--seed N]
+ *       [--until vae|diffusion|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N] [--decoder-steps N]
+ *       [--diffusion-steps N] [--batch-size N (the diffusion stage's)] [--checkpoint-every N] [--seed N]
  *
  * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
  */
@@ -26,7 +26,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     args: argv,
     options: {
       out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
-      "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "diffusion-steps": { type: "string" },
+      "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" },
       "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" },
     },
   });
@@ -38,13 +38,14 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
   const seed = values.seed === undefined ? undefined : Number(values.seed);
   if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new Error(`--seed must be an integer ≥ 0, got '${values.seed}'`);
   const vaeSteps = positiveInteger(values["vae-steps"], "vae-steps");
+  const decoderSteps = positiveInteger(values["decoder-steps"], "decoder-steps");
   const diffusionSteps = positiveInteger(values["diffusion-steps"], "diffusion-steps");
   const batchSize = positiveInteger(values["batch-size"], "batch-size");
   const recipe = baseModelRecipe({
     ...(seed === undefined ? {} : { seed }),
     ...(values["dataset-size"] === undefined ? {} : { datasetSize: positiveInteger(values["dataset-size"], "dataset-size")! }),
     ...(values["checkpoint-every"] === undefined ? {} : { checkpointEvery: positiveInteger(values["checkpoint-every"], "checkpoint-every")! }),
-    vae: { ...(vaeSteps === undefined ? {} : { steps: vaeSteps }) },
+    vae: { ...(vaeSteps === undefined ? {} : { steps: vaeSteps }), ...(decoderSteps === undefined ? {} : { decoderSteps }) },
     diffusion: { ...(diffusionSteps === undefined ? {} : { steps: diffusionSteps }), ...(batchSize === undefined ? {} : { batchSize }) },
   });
   const outDir = path.resolve(values.out ?? bundledMiniworldDir());

@@ -23,7 +23,7 @@ import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
 import { imageGrid, imagesToTensor, savePng, type RgbImage } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
-import { PHOTO_LABEL, type PromptFidelityNetwork } from "./fidelity-network.js";
+import { PHOTO_LABEL, styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
 import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
 
@@ -132,8 +132,8 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
         rows.lidb.push(...rowCosines(embedding, reference));
         rows.base.push(...rowCosines(baseEmbeddings[p]!, reference));
         rows.world.push(...rowCosines(worldEmbedding, reference));
-        rows.lidbStyle.push(...options.fidelityNetwork.classify(generated.images).styles.map((s) => Number(s === expected[p])));
-        rows.baseStyle.push(...baseStyles[p]!.map((s) => Number(s === expected[p])));
+        rows.lidbStyle.push(...options.fidelityNetwork.classify(generated.images).styles.map((s) => Number(styleFollowsPrompt(s, expected[p]!))));
+        rows.baseStyle.push(...baseStyles[p]!.map((s) => Number(styleFollowsPrompt(s, expected[p]!))));
         sheet.push(generated.rgb[0]!);
         for (const x of [generated.images, embedding, worldEmbedding]) x.dispose();
       }

@@ -11,14 +11,15 @@
  * Prompt fidelity network: `imagesPerClass` renders made for each of the 31 style classes (random held-out
  * identity and nuisance seed), classified against the style each shows (a photo whose nuisance smiles shows
  * "smiling", see visibleStyle); style accuracy overall and per class, hair colour accuracy over the renders whose
- * colour is visible, and the most frequent confusions. Target: ≥ 95 % style accuracy.
+ * colour is visible, the most frequent confusions, and how often the prediction follows the request the render
+ * was made for (styleFollowsPrompt). Target: ≥ 95 % style accuracy.
  */
 import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
 import { imagesToTensor } from "../pipeline/images.js";
 import { Random } from "../miniworld/random.js";
 import { renderFaces, type RenderRequest } from "../miniworld/render.js";
 import { STYLE_NAMES, type StyleName } from "../miniworld/styles.js";
-import type { PromptFidelityNetwork } from "./fidelity-network.js";
+import { styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
 import { rocAuc } from "./metrics.js";
 import { fidelityExamples } from "./training/fidelity.js";
@@ -130,7 +131,10 @@ export interface FidelityEvaluationOptions {
 
 export interface FidelityEvaluation {
   images: number;
+  /** Predictions equal to the style each render shows. */
   styleAccuracy: number;
+  /** Predictions that follow the request each render was made for (styleFollowsPrompt: a photo may smile). */
+  promptAccuracy: number;
   perStyleAccuracy: Record<string, number>;
   /** Renders per shown style (photos whose nuisance shows an expression style count for that style). */
   perStyleCount: Record<string, number>;
@@ -153,6 +157,7 @@ export async function evaluateFidelityNetwork(network: PromptFidelityNetwork, op
   const hairTally = new Map<string, { right: number; total: number }>(hairColourLabels.map((label) => [label, { right: 0, total: 0 }]));
   const confusions = new Map<string, number>();
   let styleRight = 0;
+  let promptRight = 0;
   let hairRight = 0;
   let hairTotal = 0;
   for (let start = 0; start < examples.length; start += batchSize) {
@@ -163,6 +168,7 @@ export async function evaluateFidelityNetwork(network: PromptFidelityNetwork, op
     batch.forEach((example, i) => {
       const label = styleLabels[example.style]!;
       const predicted = prediction.styles[i]!;
+      if (styleFollowsPrompt(predicted, styleLabels[example.requestedStyle]!)) promptRight += 1;
       const tally = styleTally.get(label)!;
       tally.total += 1;
       if (predicted === label) {
@@ -189,6 +195,7 @@ export async function evaluateFidelityNetwork(network: PromptFidelityNetwork, op
   const result: FidelityEvaluation = {
     images: examples.length,
     styleAccuracy: styleRight / examples.length,
+    promptAccuracy: promptRight / examples.length,
     perStyleAccuracy: rate(styleTally),
     perStyleCount: Object.fromEntries([...styleTally].map(([label, t]) => [label, t.total])),
     hairColourAccuracy: hairTotal > 0 ? hairRight / hairTotal : NaN,

@@ -3,7 +3,8 @@
  * Table 1. In this world a prompt asks for a style (or none: a photo) and may name a hair colour, so "does the
  * image follow the prompt" becomes two classifications that can be checked exactly against the prompt:
  *
- *   - style: "photo" (no style) or one of the 30 STYLES, for images with at most one style;
+ *   - style: "photo" (no style) or one of the 30 STYLES, for images with at most one style (the style an image
+ *     shows: a photo that happens to smile shows "smiling", see visibleStyle and styleFollowsPrompt);
  *   - hair colour: one of HAIR_COLOURS (meaningless where a style hides the colour or the person is bald).
  *
  * (N, 3, 64, 64) images in [-1, 1] go through the shared ConvEncoder (a stride-2 stem, so the convolutions run
@@ -12,8 +13,9 @@
  */
 import { noGrad, tidy, type Tensor } from "../engine/index.js";
 import { Linear, Module } from "../engine/nn/index.js";
-import { HAIR_COLOURS } from "../miniworld/identity.js";
-import { STYLE_NAMES } from "../miniworld/styles.js";
+import { HAIR_COLOURS, WORLD_SEED } from "../miniworld/identity.js";
+import { CANONICAL_NUISANCE, nuisanceFor } from "../miniworld/nuisance.js";
+import { STYLE_NAMES, STYLES } from "../miniworld/styles.js";
 import { ConvEncoder, type ConvEncoderConfig } from "./backbone.js";
 import { encoderConfigJson, loadNetworkWeights, NetworkConfigFile, saveNetwork, type WeightsDType } from "./network-files.js";
 
@@ -46,6 +48,30 @@ export const DEFAULT_FIDELITY_NETWORK_CONFIG: Readonly<PromptFidelityNetworkConf
 });
 
 const CLASS_NAME = "PromptFidelityNetwork";
+
+/** Expression → the expression style that forces it ("smile" → "smiling"), read from the catalogue. */
+const EXPRESSION_STYLES: ReadonlyMap<string, string> = new Map(STYLES.filter((s) => s.kind === "expression" && s.nuisance)
+  .map((s) => [s.nuisance!(CANONICAL_NUISANCE).expression, s.name] as const));
+
+/**
+ * The style label an image of identity `id` with `nuisanceSeed` and at most one `style` shows. Expression styles
+ * only set the nuisance's expression, so a plain photo whose nuisance smiles is the very picture "smiling" asks
+ * for (its caption says "smiling" too): it shows "smiling". Any other photo shows "photo".
+ */
+export function visibleStyle(id: number, nuisanceSeed: number | undefined, style?: string, worldSeed = WORLD_SEED): string {
+  if (style !== undefined) return style;
+  return EXPRESSION_STYLES.get(nuisanceFor(id, nuisanceSeed, worldSeed).expression) ?? PHOTO_LABEL;
+}
+
+/**
+ * Whether an image classified as `predicted` follows a prompt that asked for `requested` (a style name, or
+ * "photo" for none): the style itself, or, for a photo, an expression style too (photos smile, frown and look
+ * surprised as often as the world's nuisance makes them: 30 %, 8 %, 10 %).
+ */
+export function styleFollowsPrompt(predicted: string, requested: string): boolean {
+  if (predicted === requested) return true;
+  return requested === PHOTO_LABEL && [...EXPRESSION_STYLES.values()].includes(predicted);
+}
 
 export interface FidelityLogits {
   /** (N, styles) */

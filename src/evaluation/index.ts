@@ -9,7 +9,7 @@ export {
   type CosineMarginOptions, type IdentityNetworkConfig,
 } from "./identity-network.js";
 export {
-  DEFAULT_FIDELITY_NETWORK_CONFIG, HAIR_COLOUR_LABELS, PHOTO_LABEL, PromptFidelityNetwork, STYLE_LABELS,
+  DEFAULT_FIDELITY_NETWORK_CONFIG, HAIR_COLOUR_LABELS, PHOTO_LABEL, PromptFidelityNetwork, STYLE_LABELS, styleFollowsPrompt, visibleStyle,
   type FidelityLogits, type FidelityPrediction, type PromptFidelityNetworkConfig,
 } from "./fidelity-network.js";
 export { CONFIG_FILE, MetricNetworkError, WEIGHTS_FILE, type WeightsDType } from "./network-files.js";

@@ -1,6 +1,6 @@
 /**
  * Exponential moving average of parameters (Polyak averaging), as diffusers' EMAModel with its default
- * warm-up: at update n the decay is min(maxDecay, (1 + n) / (10 + n)), and every shadow tensor moves towards
+ * warm-up: at update n ≥ 1 the decay is min(maxDecay, (1 + n) / (10 + n)) (0 at the first), and every shadow tensor moves towards
  * its parameter by (1 − decay). Diffusion models are sampled from the averaged weights: they are much
  * smoother than the last step's.
  */
@@ -17,9 +17,9 @@ export class ExponentialMovingAverage {
     this.shadow = noGrad(() => parameters.map((p) => keep(p.detach().clone())));
   }
 
-  /** The decay the next update uses. */
+  /** The decay the next update uses: 0 for the first (the shadow becomes the parameters), as diffusers. */
   get decay(): number {
-    return Math.min(this.maxDecay, (1 + this.updates) / (10 + this.updates));
+    return this.updates === 0 ? 0 : Math.min(this.maxDecay, (1 + this.updates) / (10 + this.updates));
   }
 
   update(): void {

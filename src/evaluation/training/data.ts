@@ -10,10 +10,9 @@ import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { empty, keep, loadSafetensors, memoryView, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
-import { identityFromId, WORLD_SEED } from "../../miniworld/identity.js";
-import { CANONICAL_NUISANCE, nuisanceFor } from "../../miniworld/nuisance.js";
+import { identityFromId } from "../../miniworld/identity.js";
 import { renderFaces, type RenderRequest } from "../../miniworld/render.js";
-import { styleByName, STYLES } from "../../miniworld/styles.js";
+import { styleByName } from "../../miniworld/styles.js";
 
 const CACHE_FORMAT = "metric-network-images/1";
 /** Images rendered per renderFaces call (and per progress line). */
@@ -76,21 +75,6 @@ export async function renderImageSet(
 export function imageBatch(images: Tensor, indices: Tensor): Tensor {
   return tidy(() => images.indexSelect(0, indices).permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous());
 }
-
-/**
- * The style an image shows, for images with at most one style. Expression styles only set the nuisance's
- * expression, so a plain photo whose nuisance happens to smile is the very picture "smiling" asks for (and its
- * caption says "smiling"): such a photo shows that expression style. Any other photo shows "photo" (undefined).
- */
-export function visibleStyle(id: number, nuisanceSeed: number | undefined, style: string | undefined): string | undefined {
-  if (style !== undefined) return style;
-  const expression = nuisanceFor(id, nuisanceSeed, WORLD_SEED).expression;
-  return EXPRESSION_STYLES.get(expression);
-}
-
-/** Expression → the expression style that forces it ("smile" → "smiling"), from the catalogue itself. */
-const EXPRESSION_STYLES = new Map(STYLES.filter((s) => s.kind === "expression" && s.nuisance)
-  .map((s) => [s.nuisance!(CANONICAL_NUISANCE).expression, s.name] as const));
 
 /** Whether a render of `id` under `style` shows the hair colour its identity has (captions name it then). */
 export function hairColourVisible(id: number, style: string | undefined): boolean {

@@ -25,8 +25,10 @@ export interface IdentityTrainingSettings extends CommonTrainingSettings {
 }
 
 /**
- * Defaults sized for ~10–15 minutes on one CPU core (measured: ~0.33–0.39 s per step of 64 images, plus
- * ~1 minute rendering 16,000 images): 2,000 identities × 8 renders, 1,800 steps of 64 (~7 epochs).
+ * Defaults sized for ~10–15 minutes on one CPU core: 2,000 identities × 8 renders, 1,800 steps of 64 (~7 epochs).
+ * Measured on the shared 2-core machine (one libtorch thread): 0.38–0.48 s per step (0.449 s mean under load),
+ * 97 s to render the 16,000 images; training took 808 s. Held-out result (200 identities): ROC-AUC 0.9993 plain,
+ * 0.974 across all 30 styles (lowest: statue 0.67, old person 0.94, child 0.94, pencil sketch 0.92).
  */
 export const IDENTITY_TRAINING_DEFAULTS: Readonly<IdentityTrainingSettings> = Object.freeze({
   steps: 1800,

@@ -5,7 +5,7 @@
  */
 import path from "node:path";
 import { checkEncoderConfig, type ConvEncoderConfig } from "../backbone.js";
-import { getNumThreads, manualSeed, randint, setNumThreads, tidy, type Tensor } from "../../engine/index.js";
+import { getNumThreads, manualSeed, rand, randint, setNumThreads, tidy, where, type Tensor } from "../../engine/index.js";
 import type { Module } from "../../engine/nn/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import type { RenderRequest } from "../../miniworld/render.js";
@@ -67,6 +67,11 @@ export interface MetricTrainingSpec<N extends SavableNetwork> {
   build: () => { network: N; helpers?: Record<string, Module> };
   /** The loss of a batch: images (B, 3, H, W) in [-1, 1] and their rows of the training set (int64). */
   loss: (network: N, images: Tensor, rows: Tensor) => Tensor;
+  /**
+   * Probability that a training image is mirrored left–right (default 0): more data for free where the labels do
+   * not care (styles, hair colour), but not for identity, whose moles and partings have a side.
+   */
+  flipProbability?: number;
 }
 
 /** Checks the common settings before anything slow happens (an error names the setting). */
@@ -88,6 +93,8 @@ export function checkCommonSettings(settings: CommonTrainingSettings): void {
 export async function trainMetricNetwork<N extends SavableNetwork>(spec: MetricTrainingSpec<N>): Promise<MetricTrainingResult> {
   const { label, settings, locations } = spec;
   checkCommonSettings(settings);
+  const flipProbability = spec.flipProbability ?? 0;
+  if (!(flipProbability >= 0 && flipProbability <= 1)) throw new Error(`flipProbability must be in [0, 1], got ${flipProbability}`);
   // Threads and checkpoint spacing do not change what a step computes, so a resume may change them.
   const { threads: _threads, checkpointEvery: _checkpointEvery, ...runSettings } = settings;
   const renderStarted = performance.now();
@@ -112,7 +119,12 @@ export async function trainMetricNetwork<N extends SavableNetwork>(spec: MetricT
       settings: runSettings, modules: { network, ...helpers }, optimizer, scheduler, hooks: locations,
       step: (generator) => tidy(() => {
         const rows = randint(0, count, [settings.batchSize], { generator });
-        const loss = spec.loss(network, imageBatch(images, rows), rows);
+        let batch = imageBatch(images, rows);
+        if (flipProbability > 0) {
+          const flip = rand([settings.batchSize], { generator }).lt(flipProbability).view(settings.batchSize, 1, 1, 1);
+          batch = where(flip, batch.flip(3), batch);
+        }
+        const loss = spec.loss(network, batch, rows);
         loss.backward();
         optimizer.step();
         scheduler.step();

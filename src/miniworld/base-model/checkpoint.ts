@@ -26,6 +26,9 @@ export interface StageState {
   emaUpdates?: number;
   /** Seconds spent training so far (over all runs). */
   seconds: number;
+  /** Loss sum and count of the steps since the last record (so a resumed run records the same means). */
+  pendingLossSum?: number;
+  pendingLossCount?: number;
 }
 
 export function saveStageCheckpoint(stageDir: string, state: StageState, tensors: Map<string, Tensor>, optimizer: Optimizer<BaseHyperParameters>, scheduler: LRScheduler): void {

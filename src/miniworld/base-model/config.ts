@@ -68,7 +68,8 @@ export interface BaseModelRecipe {
   seed: number;
   /** Rendered training images (pretraining identities), each with a caption and a short "a face, <style>" caption. */
   datasetSize: number;
-  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number };
+  /** `decoderSteps`: the decoder's fine-tuning with the encoder frozen (train-decoder.ts), same batch and rate. */
+  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number };
   diffusion: {
     steps: number;
     batchSize: number;
@@ -87,7 +88,7 @@ export interface BaseModelRecipe {
 export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze({
   seed: 0,
   datasetSize: 24_000,
-  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6 },
+  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6, decoderSteps: 1_200 },
   diffusion: {
     steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
     emaDecay: 0.999, maxGradNorm: 1.0,
@@ -108,7 +109,7 @@ export function baseModelRecipe(overrides: {
     diffusion: { ...d.diffusion, ...overrides.diffusion },
     checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
   };
-  for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize],
+  for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
     ["diffusion.steps", recipe.diffusion.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
   }

@@ -4,8 +4,9 @@
  *   1. dataset    render the training images (cached in the work folder)
  *   2. vae        train the AutoencoderKL                      (train-vae.ts)
  *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts)
- *   4. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
- *   5. metrics    train the identity and prompt-fidelity networks (src/evaluation/), into <out>/metrics
+ *   4. vae-decoder  fine-tune the VAE decoder, encoder frozen  (train-decoder.ts)
+ *   5. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
+ *   6. metrics    the identity and prompt-fidelity networks, trained and checked (metrics-stage.ts)
  *
  * Every stage checkpoints into the work folder and is skipped when its result exists, so running the same
  * command again after a kill resumes where it stopped. <out>/build.json records the recipe, the command,
@@ -22,10 +23,12 @@ import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConf
 import type { LossRecord } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
+import { trainMetricNetworks } from "./metrics-stage.js";
+import { finetuneDecoder } from "./train-decoder.js";
 import { trainDiffusion } from "./train-diffusion.js";
 import { trainVae } from "./train-vae.js";
 
-export const BUILD_STAGES = ["vae", "diffusion", "export"] as const;
+export const BUILD_STAGES = ["vae", "diffusion", "vae-decoder", "export", "metrics"] as const;
 export type BuildStage = (typeof BUILD_STAGES)[number];
 
 /** Where the bundled default lives in the package: models/miniworld (base/ and metrics/). */
@@ -47,6 +50,8 @@ export interface BuildOptions {
   command?: string;
   /** Tests: stop each training stage after this many steps (as a kill would). */
   stopAfterSteps?: number;
+  /** Train the metric networks after the export (default true; tests of the base model skip them). */
+  withMetrics?: boolean;
 }
 
 export interface StageRecord {
@@ -64,6 +69,8 @@ export interface BuildRecord {
   scalingFactor?: number;
   /** Bytes of every file under <out>/base. */
   baseModelBytes?: number;
+  /** The metric networks' held-out results (metrics-stage.ts). */
+  metrics?: { identityPlainAuc: number; identityCrossStyleAuc: number; styleAccuracy: number; hairColourAccuracy: number };
 }
 
 export interface BuildResult {
@@ -85,6 +92,8 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   }
   mkdirSync(workDir, { recursive: true });
   const saveRecord = (): void => writeJsonAtomic(recordFile, record);
+  // Recorded before any training, so a killed first stage cannot be resumed with another recipe.
+  saveRecord();
   const stop = (stage: BuildStage): boolean => options.until === stage;
   const common = {
     recipe, workDir, log,
@@ -110,13 +119,29 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     if (!diffusion.finished) return { record, finished: false, baseDir };
     if (stop("diffusion")) return { record, finished: true, baseDir };
 
+    const decoder = await finetuneDecoder({ ...common, images, vaeDir: vae.dir });
+    record.stages["vae-decoder"] = stageRecord(decoder.state);
+    saveRecord();
+    if (!decoder.finished) return { record, finished: false, baseDir };
+    if (stop("vae-decoder")) return { record, finished: true, baseDir };
+
     started = performance.now();
-    exportPipeline(baseDir, { vaeDir: vae.dir, unetDir: diffusion.unetDir, textEncoderDir: diffusion.textEncoderDir, tokenizerDir: diffusion.tokenizerDir });
+    exportPipeline(baseDir, { vaeDir: decoder.dir, unetDir: diffusion.unetDir, textEncoderDir: diffusion.textEncoderDir, tokenizerDir: diffusion.tokenizerDir });
     record.stages.export = { seconds: (performance.now() - started) / 1000 };
     record.baseModelBytes = folderBytes(baseDir);
     saveRecord();
-    writeJsonAtomic(path.join(options.outDir, "build.json"), record);
     log(`base model written to ${baseDir} (${(record.baseModelBytes / 1e6).toFixed(1)} MB)`);
+    if (!stop("export") && options.withMetrics !== false) {
+      started = performance.now();
+      const metrics = await trainMetricNetworks({ outDir: options.outDir, workDir, threads: getNumThreads(), log, ...(options.progress === undefined ? {} : { progress: options.progress }) });
+      record.stages.metrics = { seconds: (performance.now() - started) / 1000 };
+      record.metrics = {
+        identityPlainAuc: metrics.identity.evaluation.plainAuc, identityCrossStyleAuc: metrics.identity.evaluation.crossStyleAuc,
+        styleAccuracy: metrics.fidelity.evaluation.styleAccuracy, hairColourAccuracy: metrics.fidelity.evaluation.hairColourAccuracy,
+      };
+      saveRecord();
+    }
+    writeJsonAtomic(path.join(options.outDir, "build.json"), record);
     return { record, finished: true, baseDir };
   } finally {
     images.dispose();

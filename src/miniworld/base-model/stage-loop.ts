@@ -57,8 +57,10 @@ export async function runStageLoop(loop: StageLoop): Promise<StageResult> {
   }
   const progress = loop.progress ? new Progress({ label: loop.name, total: loop.steps, start: state.step }) : null;
   const recordEvery = loop.recordEvery ?? 50;
-  let sum = 0;
-  let count = 0;
+  let sum = state.pendingLossSum ?? 0;
+  let count = state.pendingLossCount ?? 0;
+  delete state.pendingLossSum;
+  delete state.pendingLossCount;
   let taken = 0;
   let started = performance.now();
   const save = (): void => {
@@ -66,7 +68,8 @@ export async function runStageLoop(loop: StageLoop): Promise<StageResult> {
     started = performance.now();
     const tensors = loop.namedTensors();
     loop.ema?.shadow.forEach((t, i) => tensors.set(`ema.${i}`, t));
-    saveStageCheckpoint(loop.stageDir, { ...state, ...(loop.ema ? { emaUpdates: loop.ema.updates } : {}) }, tensors, loop.optimizer, loop.scheduler);
+    saveStageCheckpoint(loop.stageDir, { ...state, pendingLossSum: sum, pendingLossCount: count, ...(loop.ema ? { emaUpdates: loop.ema.updates } : {}) },
+      tensors, loop.optimizer, loop.scheduler);
   };
   while (state.step < loop.steps) {
     if (loop.stopAfterSteps !== undefined && taken >= loop.stopAfterSteps) return { state, finished: false };

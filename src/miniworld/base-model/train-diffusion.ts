@@ -14,19 +14,19 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { arange, cat, Generator, keep, loadSafetensors, manualSeed, mseLoss, noGrad, rand, randint, randn, saveSafetensors, tensor, tidy, where, type Tensor } from "../../engine/index.js";
+import { Generator, keep, manualSeed, mseLoss, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
 import { AdamW, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
 import { clipTextConfig, type CLIPTextConfig } from "../../models/clip/text-config.js";
 import { CLIPTokenizer } from "../../models/clip/tokenizer.js";
 import { schedulerFromConfig } from "../../models/schedulers/index.js";
 import { UNet2DConditionModel } from "../../models/unet/index.js";
-import { AutoencoderKL } from "../../models/vae/index.js";
 import { saveCLIPTextModel, saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import { writeVocabulary } from "../vocabulary.js";
 import type { StageState } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG } from "./config.js";
-import { imageBatch, type WorldSample } from "./dataset.js";
+import type { WorldSample } from "./dataset.js";
+import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
 
@@ -71,7 +71,7 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   const captionIds = tokens(samples.map((s) => s.caption));
   const shortIds = tokens(samples.map((s) => s.shortCaption));
   const emptyIds = tokens([""]);
-  const posterior = encodePosteriors(options, log);
+  const posterior = loadPosteriors(options.vaeDir, options.images, options.workDir, options.recipe.seed, log);
 
   manualSeed(recipe.seed + 1);
   const textConfig = miniworldTextConfig(tokenizer);
@@ -134,48 +134,4 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   unet.dispose();
   textEncoder.dispose();
   return result;
-}
-
-interface Posteriors {
-  mean: Tensor;
-  std: Tensor;
-  scalingFactor: number;
-}
-
-/** Every training image's VAE posterior (mean and std), computed once and cached in the work folder. */
-function encodePosteriors(options: DiffusionStageOptions, log: (line: string) => void): Posteriors {
-  const vae = AutoencoderKL.fromPretrained(options.vaeDir);
-  const scalingFactor = vae.scalingFactor;
-  const file = path.join(options.workDir, "diffusion", `posteriors-${options.samples.length}-${options.recipe.seed}.safetensors`);
-  try {
-    if (existsSync(file)) {
-      const { tensors } = loadSafetensors(file);
-      return { mean: keep(tensors.get("mean")!), std: keep(tensors.get("std")!), scalingFactor };
-    }
-    log(`diffusion: encoding ${options.samples.length} images with the trained VAE`);
-    const count = options.images.shape[0]!;
-    const means: Tensor[] = [];
-    const stds: Tensor[] = [];
-    noGrad(() => {
-      for (let start = 0; start < count; start += 256) {
-        tidy(() => {
-          const posterior = vae.encode(imageBatch(options.images, arange(start, Math.min(start + 256, count))));
-          means.push(keep(posterior.mean.contiguous()));
-          stds.push(keep(posterior.std.contiguous()));
-        });
-      }
-    });
-    const mean = keep(catAll(means));
-    const std = keep(catAll(stds));
-    saveSafetensors(file, { mean, std });
-    return { mean, std, scalingFactor };
-  } finally {
-    vae.dispose();
-  }
-}
-
-function catAll(parts: Tensor[]): Tensor {
-  const out = tidy(() => cat(parts, 0));
-  for (const p of parts) p.dispose();
-  return out;
 }

@@ -1,0 +1,79 @@
+/**
+ * Stage 3 of the base model: fine-tune the VAE decoder with the encoder frozen, as Stability did for SD's
+ * "ft-MSE" VAE. The latent space (the encoder, `scaling_factor`) stays exactly the one the UNet was trained on,
+ * so the better decoder drops in; it only learns to draw sharper, truer-coloured images from the same latents.
+ * Each step decodes posterior samples of training images (the cached posteriors) and minimises L1 + L2
+ * against the pixels.
+ */
+import { existsSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { Generator, manualSeed, mseLoss, randint, randn, tidy } from "../../engine/index.js";
+import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
+import { AutoencoderKL } from "../../models/vae/index.js";
+import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import type { StageState } from "./checkpoint.js";
+import { imageBatch } from "./dataset.js";
+import { loadPosteriors } from "./posteriors.js";
+import { runStageLoop } from "./stage-loop.js";
+import { stepGenerator, type StageOptions } from "./train-vae.js";
+
+export interface DecoderStageResult {
+  /** The VAE with the fine-tuned decoder, as a diffusers folder (float32). */
+  dir: string;
+  state: StageState;
+  finished: boolean;
+}
+
+export async function finetuneDecoder(options: StageOptions & { vaeDir: string }): Promise<DecoderStageResult> {
+  const { recipe, images } = options;
+  const stageDir = path.join(options.workDir, "vae-decoder");
+  const finalDir = path.join(stageDir, "final");
+  const resultFile = path.join(finalDir, "result.json");
+  if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as DecoderStageResult;
+  const log = options.log ?? (() => {});
+
+  const posterior = loadPosteriors(options.vaeDir, images, options.workDir, recipe.seed, log);
+  manualSeed(recipe.seed + 2);
+  const vae = AutoencoderKL.fromPretrained(options.vaeDir).train();
+  vae.requiresGrad_(false);
+  vae.decoder.requiresGrad_(true);
+  vae.postQuantConv?.requiresGrad_(true);
+  const parameters = [...vae.decoder.parameters(), ...(vae.postQuantConv?.parameters() ?? [])];
+  const r = recipe.vae;
+  const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 0 });
+  const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.decoderSteps });
+  const generator = new Generator();
+  const count = images.shape[0]!;
+  try {
+    const { state, finished } = await runStageLoop({
+      name: "vae-decoder", stageDir, steps: r.decoderSteps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
+      namedTensors: () => new Map([...vae.stateDict()].map(([k, t]) => [`vae.${k}`, t])),
+      restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
+      trainStep: (step) => tidy(() => {
+        const g = stepGenerator(generator, recipe.seed, 3, step);
+        const indices = randint(0, count, [r.batchSize], { generator: g });
+        const x = imageBatch(images, indices);
+        const mean = posterior.mean.indexSelect(0, indices);
+        const z = mean.add(posterior.std.indexSelect(0, indices).mul(randn(mean.shape, { generator: g })));
+        const reconstruction = vae.decode(z);
+        const loss = reconstruction.sub(x).abs().mean().add(mseLoss(reconstruction, x));
+        loss.backward();
+        return loss.item();
+      }),
+      ...(options.progress === undefined ? {} : { progress: options.progress }),
+      log,
+      ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
+    });
+    const result: DecoderStageResult = { dir: finalDir, state, finished };
+    if (finished) {
+      vae.eval();
+      saveDiffusersModel(finalDir, "AutoencoderKL", { ...vae.config }, vae);
+      writeJsonAtomic(resultFile, result);
+    }
+    return result;
+  } finally {
+    vae.dispose();
+    posterior.mean.dispose();
+    posterior.std.dispose();
+  }
+}

@@ -1,0 +1,112 @@
+// Training behaviour and inputs of the mini-world base-model recipe (issue 5): the training set is drawn from
+// the seed and cached; the VAE stage lowers its loss (the recorded training losses fall, and the trained VAE
+// reconstructs the training images far better than the same VAE at initialisation); bad recipes and bad
+// `hdb miniworld build` flags are refused with messages naming the flag and the value, before any file is written.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { after, test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { arange, manualSeed, mseLoss, noGrad, setNumThreads, tidy, type Tensor } from "../../src/engine/index.js";
+import { baseModelRecipe, MINIWORLD_VAE_CONFIG } from "../../src/miniworld/base-model/config.js";
+import { imageBatch, planSamples, renderDataset } from "../../src/miniworld/base-model/dataset.js";
+import { trainVae } from "../../src/miniworld/base-model/train-vae.js";
+import { STYLES } from "../../src/miniworld/styles.js";
+import { AutoencoderKL } from "../../src/models/vae/index.js";
+
+setNumThreads(1);
+const root = fileURLToPath(new URL("../../../", import.meta.url));
+const work = mkdtempSync(path.join(tmpdir(), "hdb-base-model-training-"));
+after(() => rmSync(work, { recursive: true, force: true }));
+
+test("the training set is drawn from the seed, captioned twice, and cached in the work folder", async () => {
+  const samples = planSamples(8, 4);
+  assert.deepEqual(planSamples(8, 4), samples);
+  assert.notDeepEqual(planSamples(8, 5), samples);
+  assert.equal(new Set(samples.map((s) => s.id)).size, 8, "each sample is a different identity");
+  for (const s of samples) {
+    // The long caption and the short "a face <styles>" both name every style of the image.
+    assert.ok(s.styles.length <= 2 && s.shortCaption.startsWith("a face"), JSON.stringify(s));
+    for (const name of s.styles) {
+      const phrase = STYLES.find((style) => style.name === name)!.prompt;
+      assert.ok(s.caption.includes(phrase) && s.shortCaption.includes(phrase), `${JSON.stringify(s)} lacks '${phrase}'`);
+    }
+    if (s.styles.length === 0) assert.equal(s.shortCaption, "a face");
+  }
+  const dir = path.join(work, "dataset");
+  const images = await renderDataset(samples, 4, dir);
+  assert.deepEqual([images.dtype, ...images.shape], ["uint8", 8, 64, 64, 3]);
+  assert.deepEqual(readdirSync(dir), ["images-8-4.safetensors"]);
+  const cached = await renderDataset(samples, 4, dir, () => assert.fail("the cached images must not be rendered again"));
+  assert.deepEqual(cached.data(), images.data(), "the cache holds the rendered pixels");
+  const batch = imageBatch(images, arange(0, 2));
+  assert.deepEqual(batch.shape, [2, 3, 64, 64]);
+  const [low, high] = tidy(() => [batch.min().item(), batch.max().item()]);
+  assert.ok(low >= -1 && high <= 1 && high - low > 1, `pixels in [-1, 1], got [${low}, ${high}]`);
+  for (const t of [images, cached, batch]) t.dispose();
+});
+
+/** L1 + L2 reconstruction error of the posterior mode over all images (the VAE objective without its sampling and KL). */
+function reconstructionError(vae: AutoencoderKL, images: Tensor): number {
+  return noGrad(() => tidy(() => {
+    const x = imageBatch(images, arange(0, images.shape[0]!));
+    const reconstruction = vae.forward(x);
+    return reconstruction.sub(x).abs().mean().add(mseLoss(reconstruction, x)).item();
+  }));
+}
+
+test("the VAE stage lowers its loss: later loss records are lower, and the trained VAE reconstructs far better", { timeout: 120_000 }, async () => {
+  const recipe = baseModelRecipe({ seed: 1, datasetSize: 24, checkpointEvery: 30, vae: { steps: 60, batchSize: 2, warmupSteps: 5, learningRate: 1e-3 } });
+  const dir = path.join(work, "vae");
+  const images = await renderDataset(planSamples(recipe.datasetSize, recipe.seed), recipe.seed, dir);
+  // The VAE as the stage initialises it (same seed, same construction), before any step.
+  manualSeed(recipe.seed);
+  const initial = new AutoencoderKL(MINIWORLD_VAE_CONFIG);
+  const before = reconstructionError(initial, images);
+  initial.dispose();
+
+  const started = performance.now();
+  const result = await trainVae({ recipe, images, workDir: dir });
+  const seconds = (performance.now() - started) / 1000;
+  assert.ok(result.finished);
+  // runStageLoop records the mean loss of every 50 steps and of the remainder at the end.
+  const losses = result.state.losses;
+  assert.deepEqual(losses.map((r) => r.step), [50, 60]);
+  assert.ok(losses.every((r) => Number.isFinite(r.loss) && r.loss > 0));
+  const trained = AutoencoderKL.fromPretrained(result.dir);
+  const afterTraining = reconstructionError(trained, images);
+  trained.dispose();
+  images.dispose();
+  console.log(`VAE, 60 steps of 2 images (${seconds.toFixed(1)} s): mean loss steps 1-50 ${losses[0]!.loss.toFixed(4)}, steps 51-60 ${losses[1]!.loss.toFixed(4)}; `
+    + `reconstruction error ${before.toFixed(4)} at initialisation, ${afterTraining.toFixed(4)} trained; scaling factor ${result.scalingFactor.toFixed(3)}`);
+  assert.ok(losses[1]!.loss < 0.8 * losses[0]!.loss, `the loss must fall: ${JSON.stringify(losses)}`);
+  assert.ok(afterTraining < 0.5 * before, `training must halve the reconstruction error: ${before} → ${afterTraining}`);
+  assert.ok(Number.isFinite(result.scalingFactor) && result.scalingFactor > 0);
+});
+
+test("bad recipes are refused, naming the number", () => {
+  assert.throws(() => baseModelRecipe({ vae: { steps: 0 } }), /^Error: base model recipe: vae\.steps must be a positive integer, got 0$/);
+  assert.throws(() => baseModelRecipe({ diffusion: { batchSize: 2.5 } }), /diffusion\.batchSize must be a positive integer, got 2\.5/);
+  assert.throws(() => baseModelRecipe({ checkpointEvery: -1 }), /checkpointEvery must be a positive integer, got -1/);
+});
+
+test("hdb miniworld build: bad flags fail with messages naming the flag and the value, writing nothing", () => {
+  const out = path.join(work, "cli-out");
+  const workDir = path.join(work, "cli-work");
+  const cases: [string[], RegExp][] = [
+    [["--vae-steps", "0"], /^hdb: --vae-steps must be a positive integer, got '0'$/m],
+    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, vae-decoder, export, metrics, got 'nope'$/m],
+    [["--batch-size", "2.5"], /^hdb: --batch-size must be a positive integer, got '2\.5'$/m],
+    [["--diffusion-steps", "many"], /^hdb: --diffusion-steps must be a positive integer, got 'many'$/m],
+    [["--vae-steps"], /--vae-steps/],
+  ];
+  for (const [flags, message] of cases) {
+    const run = spawnSync(process.execPath, [path.join(root, "dist/src/cli/hdb.js"), "miniworld", "build", "--out", out, "--work", workDir, "--threads", "1", ...flags],
+      { encoding: "utf8", timeout: 60_000 });
+    assert.equal(run.status, 1, `${flags.join(" ")}: exit ${run.status}\n${run.stderr}`);
+    assert.match(run.stderr, message, flags.join(" "));
+    assert.ok(!existsSync(out) && !existsSync(workDir), `${flags.join(" ")}: nothing may be written`);
+  }
+});
