@@ -2,8 +2,8 @@
  * `hdb miniworld build`: regenerate the bundled mini-world model from seeds (src/miniworld/base-model/recipe.ts).
  *
  *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
- *       [--until vae|diffusion|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N] [--decoder-steps N]
- *       [--diffusion-steps N] [--batch-size N (the diffusion stage's)] [--checkpoint-every N] [--seed N]
+ *       [--until vae|diffusion|diffusion-2|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N] [--decoder-steps N]
+ *       [--diffusion-steps N] [--continuation-steps N] [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N]
  *
  * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
  */
@@ -26,7 +26,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     args: argv,
     options: {
       out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
-      "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" },
+      "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" }, "continuation-steps": { type: "string" },
       "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" },
     },
   });
@@ -39,6 +39,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
   if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new Error(`--seed must be an integer ≥ 0, got '${values.seed}'`);
   const vaeSteps = positiveInteger(values["vae-steps"], "vae-steps");
   const decoderSteps = positiveInteger(values["decoder-steps"], "decoder-steps");
+  const continuationSteps = positiveInteger(values["continuation-steps"], "continuation-steps");
   const diffusionSteps = positiveInteger(values["diffusion-steps"], "diffusion-steps");
   const batchSize = positiveInteger(values["batch-size"], "batch-size");
   const recipe = baseModelRecipe({
@@ -47,6 +48,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     ...(values["checkpoint-every"] === undefined ? {} : { checkpointEvery: positiveInteger(values["checkpoint-every"], "checkpoint-every")! }),
     vae: { ...(vaeSteps === undefined ? {} : { steps: vaeSteps }), ...(decoderSteps === undefined ? {} : { decoderSteps }) },
     diffusion: { ...(diffusionSteps === undefined ? {} : { steps: diffusionSteps }), ...(batchSize === undefined ? {} : { batchSize }) },
+    continuation: { ...(continuationSteps === undefined ? {} : { steps: continuationSteps }) },
   });
   const outDir = path.resolve(values.out ?? bundledMiniworldDir());
   const workDir = path.resolve(values.work ?? path.join("build", "miniworld-work"));

@@ -22,7 +22,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const RECIPE = baseModelRecipe({
   seed: 5, datasetSize: 16, checkpointEvery: 2,
   vae: { steps: 5, batchSize: 2, warmupSteps: 1, decoderSteps: 3 },
-  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 },
+  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 },
 });
 /** Files that must be bit-identical: the float32 stage results, the last checkpoints (weights, EMA, AdamW) and the export. */
 const COMPARED = [
@@ -162,7 +162,7 @@ function runToEnd(args: string[]): Promise<{ code: number | null; stderr: string
 
 const killed = path.join(work, "killed");
 const CLI_ARGS = ["--out", path.join(killed, "out"), "--work", path.join(killed, "work"), "--threads", "1", "--dataset-size", "16",
-  "--vae-steps", "3", "--diffusion-steps", "2", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
+  "--vae-steps", "3", "--diffusion-steps", "2", "--continuation-steps", "2", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
 
 test("hdb miniworld build killed with SIGKILL mid-stage resumes from its last checkpoint", { timeout: 120_000 }, async () => {
   const stopped = await runUntilKilled(CLI_ARGS, path.join(killed, "work/vae/checkpoint-1"));
@@ -183,7 +183,7 @@ test("hdb miniworld build killed with SIGKILL mid-stage resumes from its last ch
 test("after a kill in the first stage, another recipe on the work folder is refused", async () => {
   const copy = path.join(work, "killed-copy");
   assert.ok(existsSync(path.join(copy, "vae")), "the kill test above must run first");
-  const other = baseModelRecipe({ seed: 2, datasetSize: 16, checkpointEvery: 1, vae: { steps: 4, decoderSteps: 2 }, diffusion: { steps: 2, batchSize: 2 } });
+  const other = baseModelRecipe({ seed: 2, datasetSize: 16, checkpointEvery: 1, vae: { steps: 4, decoderSteps: 2 }, diffusion: { steps: 2, batchSize: 2 }, continuation: { steps: 2, warmupSteps: 1 } });
   // stopAfterSteps 0: if the recipe is (wrongly) accepted, the VAE stage resumes and stops before training.
   await assert.rejects(buildMiniworld({ recipe: other, outDir: path.join(work, "killed-copy-out"), workDir: copy, stopAfterSteps: 0, withMetrics: false }), /was made with another recipe/);
 });

@@ -97,7 +97,7 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
   const workDir = path.join(work, "cli-work");
   const cases: [string[], RegExp][] = [
     [["--vae-steps", "0"], /^hdb: --vae-steps must be a positive integer, got '0'$/m],
-    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, vae-decoder, export, metrics, got 'nope'$/m],
+    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, diffusion-2, vae-decoder, export, metrics, got 'nope'$/m],
     [["--batch-size", "2.5"], /^hdb: --batch-size must be a positive integer, got '2\.5'$/m],
     [["--diffusion-steps", "many"], /^hdb: --diffusion-steps must be a positive integer, got 'many'$/m],
     [["--vae-steps"], /--vae-steps/],

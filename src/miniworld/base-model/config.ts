@@ -82,6 +82,8 @@ export interface BaseModelRecipe {
     emaDecay: number;
     maxGradNorm: number;
   };
+  /** Phase 2 of the diffusion training (train-diffusion.ts): constant rate, min-SNR-γ, posterior means. */
+  continuation: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
   checkpointEvery: number;
 }
 
@@ -93,13 +95,14 @@ export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freez
     steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
     emaDecay: 0.999, maxGradNorm: 1.0,
   },
+  continuation: { steps: 1_500, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
   checkpointEvery: 250,
 });
 
 /** A recipe with some numbers changed (tests train for a few steps on a few hundred images). */
 export function baseModelRecipe(overrides: {
   seed?: number; datasetSize?: number; checkpointEvery?: number;
-  vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>;
+  vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>; continuation?: Partial<BaseModelRecipe["continuation"]>;
 } = {}): BaseModelRecipe {
   const d = DEFAULT_BASE_MODEL_RECIPE;
   const recipe: BaseModelRecipe = {
@@ -107,10 +110,11 @@ export function baseModelRecipe(overrides: {
     datasetSize: overrides.datasetSize ?? d.datasetSize,
     vae: { ...d.vae, ...overrides.vae },
     diffusion: { ...d.diffusion, ...overrides.diffusion },
+    continuation: { ...d.continuation, ...overrides.continuation },
     checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
   };
   for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
-    ["diffusion.steps", recipe.diffusion.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
+    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
   }
   return recipe;

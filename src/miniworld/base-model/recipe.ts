@@ -3,7 +3,8 @@
  *
  *   1. dataset    render the training images (cached in the work folder)
  *   2. vae        train the AutoencoderKL                      (train-vae.ts)
- *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts)
+ *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts), then diffusion-2 continues
+ *                 it (constant rate, min-SNR-γ, posterior means)
  *   4. vae-decoder  fine-tune the VAE decoder, encoder frozen  (train-decoder.ts)
  *   5. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
  *   6. metrics    the identity and prompt-fidelity networks, trained and checked (metrics-stage.ts)
@@ -25,10 +26,10 @@ import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
 import { trainMetricNetworks } from "./metrics-stage.js";
 import { finetuneDecoder } from "./train-decoder.js";
-import { trainDiffusion } from "./train-diffusion.js";
+import { diffusionPhases, trainDiffusion } from "./train-diffusion.js";
 import { trainVae } from "./train-vae.js";
 
-export const BUILD_STAGES = ["vae", "diffusion", "vae-decoder", "export", "metrics"] as const;
+export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "vae-decoder", "export", "metrics"] as const;
 export type BuildStage = (typeof BUILD_STAGES)[number];
 
 /** Where the bundled default lives in the package: models/miniworld (base/ and metrics/). */
@@ -113,11 +114,17 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     record.scalingFactor = vae.scalingFactor;
     if (stop("vae")) return { record, finished: true, baseDir };
 
-    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir });
-    record.stages.diffusion = stageRecord(diffusion.state);
+    const [phase1, phase2] = diffusionPhases(recipe, workDir);
+    const first = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase1 });
+    record.stages.diffusion = stageRecord(first.state);
+    saveRecord();
+    if (!first.finished) return { record, finished: false, baseDir };
+    if (stop("diffusion")) return { record, finished: true, baseDir };
+    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase2 });
+    record.stages["diffusion-2"] = stageRecord(diffusion.state);
     saveRecord();
     if (!diffusion.finished) return { record, finished: false, baseDir };
-    if (stop("diffusion")) return { record, finished: true, baseDir };
+    if (stop("diffusion-2")) return { record, finished: true, baseDir };
 
     const decoder = await finetuneDecoder({ ...common, images, vaeDir: vae.dir });
     record.stages["vae-decoder"] = stageRecord(decoder.state);

@@ -15,7 +15,8 @@
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Generator, keep, manualSeed, mseLoss, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
-import { AdamW, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
+import { AdamW, constantWithWarmupSchedule, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
+import { minSnrWeights } from "../../lidb/training/objective.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
 import { clipTextConfig, type CLIPTextConfig } from "../../models/clip/text-config.js";
 import { CLIPTokenizer } from "../../models/clip/tokenizer.js";
@@ -23,17 +24,49 @@ import { schedulerFromConfig } from "../../models/schedulers/index.js";
 import { UNet2DConditionModel } from "../../models/unet/index.js";
 import { saveCLIPTextModel, saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import { writeVocabulary } from "../vocabulary.js";
-import type { StageState } from "./checkpoint.js";
-import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG } from "./config.js";
+import { latestStageCheckpoint, withPrefix, type StageState } from "./checkpoint.js";
+import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG, type BaseModelRecipe } from "./config.js";
 import type { WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
 
+/**
+ * One phase of diffusion training. Phase 1 ("diffusion") follows SD: cosine schedule, plain ε-MSE, latents
+ * sampled from the posterior. Phase 2 ("diffusion-2") continues from phase 1's last weights and EMA with a
+ * constant rate, min-SNR-γ weights (Hang et al. 2023: the low-noise steps, whose error is mostly the
+ * posterior's own noise, stop drowning the high-noise steps where the prompt decides the picture) and the
+ * posterior means as latents (the same reason).
+ */
+export interface DiffusionPhase {
+  name: "diffusion" | "diffusion-2";
+  steps: number;
+  learningRate: number;
+  warmupSteps: number;
+  schedule: "cosine" | "constant";
+  snrGamma: number | null;
+  latents: "sample" | "mean";
+  /** The stage folder whose last checkpoint (weights and EMA) this phase starts from. */
+  continueFrom?: string;
+}
+
 export interface DiffusionStageOptions extends StageOptions {
   samples: readonly WorldSample[];
   /** The trained VAE's diffusers folder (stage 1). */
   vaeDir: string;
+  /** Default: phase 1 from recipe.diffusion. */
+  phase?: DiffusionPhase;
+}
+
+/** The recipe's two phases. */
+export function diffusionPhases(recipe: BaseModelRecipe, workDir: string): [DiffusionPhase, DiffusionPhase] {
+  const r = recipe.diffusion;
+  const c = recipe.continuation;
+  return [
+    { name: "diffusion", steps: r.steps, learningRate: r.learningRate, warmupSteps: r.warmupSteps, schedule: "cosine", snrGamma: null, latents: "sample" },
+    { name: "diffusion-2", steps: c.steps, learningRate: c.learningRate, warmupSteps: c.warmupSteps, schedule: "constant", snrGamma: c.snrGamma, latents: "mean",
+      continueFrom: path.join(workDir, "diffusion") },
+  ];
 }
 
 export interface DiffusionStageResult {
@@ -55,7 +88,8 @@ export function miniworldTextConfig(tokenizer: CLIPTokenizer): CLIPTextConfig {
 
 export async function trainDiffusion(options: DiffusionStageOptions): Promise<DiffusionStageResult> {
   const { recipe, samples } = options;
-  const stageDir = path.join(options.workDir, "diffusion");
+  const phase = options.phase ?? diffusionPhases(recipe, options.workDir)[0];
+  const stageDir = path.join(options.workDir, phase.name);
   const finalDir = path.join(stageDir, "final");
   const resultFile = path.join(finalDir, "result.json");
   if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as DiffusionStageResult;
@@ -80,25 +114,38 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   const noise = schedulerFromConfig({ _class_name: "DDPMScheduler", ...MINIWORLD_NOISE_SCHEDULE }, "DDPMScheduler");
   const r = recipe.diffusion;
   const parameters = [...unet.parameters(), ...textEncoder.parameters()];
-  const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 1e-2 });
-  const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.steps });
+  const optimizer = new AdamW(parameters, { lr: phase.learningRate, weightDecay: 1e-2 });
+  const scheduler = phase.schedule === "cosine" ? cosineSchedule(optimizer, { warmupSteps: phase.warmupSteps, totalSteps: phase.steps })
+    : constantWithWarmupSchedule(optimizer, { warmupSteps: phase.warmupSteps });
   const ema = new ExponentialMovingAverage(parameters, r.emaDecay);
-  const generator = new Generator();
-  const count = samples.length;
   const prefixed = (): Map<string, Tensor> => new Map([
     ...[...unet.stateDict()].map(([k, t]) => [`unet.${k}`, t] as const),
     ...[...textEncoder.stateDict()].map(([k, t]) => [`text_encoder.${k}`, t] as const),
   ]);
+  const restore = (tensors: Map<string, Tensor>): void => {
+    unet.loadStateDict(withPrefix(tensors, "unet"));
+    textEncoder.loadStateDict(withPrefix(tensors, "text_encoder"));
+  };
+  if (phase.continueFrom !== undefined && latestStageCheckpoint(stageDir) === null) {
+    const start = latestStageCheckpoint(phase.continueFrom);
+    if (!start) throw new Error(`${phase.name} continues from ${phase.continueFrom}, which holds no checkpoint: run that stage first`);
+    try {
+      restore(start.tensors);
+      ema.load([...withPrefix(start.tensors, "ema").entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([, t]) => t), start.state.emaUpdates ?? 0);
+    } finally {
+      for (const t of start.tensors.values()) t.dispose();
+    }
+    log(`${phase.name}: starting from ${start.dir} (step ${start.state.step})`);
+  }
+  const generator = new Generator();
+  const count = samples.length;
   const { state, finished } = await runStageLoop({
-    name: "diffusion", stageDir, steps: r.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, ema,
+    name: phase.name, stageDir, steps: phase.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, ema,
     maxGradNorm: r.maxGradNorm,
     namedTensors: prefixed,
-    restore: (tensors) => {
-      unet.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("unet.")).map(([k, t]) => [k.slice(5), t])));
-      textEncoder.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("text_encoder.")).map(([k, t]) => [k.slice(13), t])));
-    },
+    restore,
     trainStep: (step) => tidy(() => {
-      const g = stepGenerator(generator, recipe.seed, 2, step);
+      const g = stepGenerator(generator, recipe.seed, phase.name === "diffusion" ? 2 : 4, step);
       const batch = r.batchSize;
       const indices = randint(0, count, [batch], { generator: g });
       const u = rand([batch], { generator: g }).unsqueeze(1);
@@ -106,12 +153,13 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
         where(u.lt(r.emptyCaptionRate + r.shortCaptionRate), shortIds.indexSelect(0, indices), captionIds.indexSelect(0, indices)));
       const mean = posterior.mean.indexSelect(0, indices);
       const std = posterior.std.indexSelect(0, indices);
-      const latents = mean.add(std.mul(randn(mean.shape, { generator: g }))).mul(posterior.scalingFactor);
+      const latents = (phase.latents === "mean" ? mean : mean.add(std.mul(randn(mean.shape, { generator: g })))).mul(posterior.scalingFactor);
       const epsilon = randn(latents.shape, { generator: g });
       const timesteps = randint(0, MINIWORLD_NOISE_SCHEDULE.num_train_timesteps, [batch], { generator: g });
       const noisy = noise.addNoise(latents, epsilon, timesteps);
       const prediction = unet.forward(noisy, timesteps, textEncoder.encode(ids));
-      const loss = mseLoss(prediction, epsilon);
+      const loss = phase.snrGamma === null ? mseLoss(prediction, epsilon)
+        : mseLoss(prediction, epsilon, "none").mean([1, 2, 3]).mul(minSnrWeights(noise, timesteps, phase.snrGamma)).mean();
       unet.backward(loss);
       return loss.item();
     }),
