@@ -6,7 +6,7 @@
  *     The base model's bars: style fidelity, hair-colour words, "a face" looks like the world → quality.json.
  *
  *   hdb miniworld dreambooth [--model ...] [--metrics ...] [--out reports/miniworld/dreambooth] [--identities 20]
- *       [--seeds 2] [--train-steps 200] [--learning-rate 1e-3] [--identities-per-batch 4] [--threads N]
+ *       [--seeds 2] [--train-steps 300] [--learning-rate 1e-2] [--identities-per-batch 4] [--threads N]
  *     LiDB on held-out identities (one photo each) → report.md, report.json, contact-sheet.png. Resumable.
  */
 import { mkdirSync } from "node:fs";
@@ -95,8 +95,8 @@ export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
     identities: splitIds("held-out", identities), prompts: DREAMBOOTH_PROMPTS,
     seeds: Array.from({ length: seedCount }, (_, i) => firstSeed + i),
     training: {
-      steps: number(values["train-steps"], "train-steps", 200, positive, "a positive integer"),
-      learningRate: number(values["learning-rate"], "learning-rate", 1e-3, (n) => n > 0, "a number > 0"),
+      steps: number(values["train-steps"], "train-steps", 300, positive, "a positive integer"),
+      learningRate: number(values["learning-rate"], "learning-rate", 1e-2, (n) => n > 0, "a number > 0"),
       // The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/lidb/training/config.ts).
       lidbA: 32, lidbB: 16,
       identitiesPerBatch: number(values["identities-per-batch"], "identities-per-batch", 4, positive, "a positive integer"),

@@ -110,3 +110,13 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
     assert.ok(!existsSync(out) && !existsSync(workDir), `${flags.join(" ")}: nothing may be written`);
   }
 });
+
+test("a work folder serves the same recipe, or one whose constant-rate continuation is longer", async () => {
+  const { sameRecipe } = await import("../../src/miniworld/base-model/recipe.js");
+  const recorded = baseModelRecipe({ continuation: { steps: 100 } });
+  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 } })));
+  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250 } })), "more phase-2 steps extend the run");
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 50 } })), "fewer phase-2 steps cannot be undone");
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250, learningRate: 1e-3 } })));
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ vae: { steps: 999 }, continuation: { steps: 100 } })));
+});

@@ -88,9 +88,11 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   const recordFile = path.join(workDir, "build.json");
   const record: BuildRecord = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, "utf8")) as BuildRecord
     : { recipe, command: options.command ?? "", threads: getNumThreads(), stages: {} };
-  if (JSON.stringify(record.recipe) !== JSON.stringify(recipe)) {
+  if (!sameRecipe(record.recipe, recipe)) {
     throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
   }
+  // Phase 2 runs at a constant rate with per-step seeds, so more continuation steps extend the same run exactly.
+  record.recipe = recipe;
   mkdirSync(workDir, { recursive: true });
   const saveRecord = (): void => writeJsonAtomic(recordFile, record);
   // Recorded before any training, so a killed first stage cannot be resumed with another recipe.
@@ -197,4 +199,13 @@ function folderBytes(dir: string): number {
     if (entry.isFile()) total += statSync(path.join(entry.parentPath, entry.name)).size;
   }
   return total;
+}
+
+/**
+ * Whether a work folder made with `recorded` can serve `requested`: the same recipe, except that the
+ * continuation (phase 2) may be longer, since its first steps are the same either way.
+ */
+export function sameRecipe(recorded: BaseModelRecipe, requested: BaseModelRecipe): boolean {
+  const withoutContinuationSteps = (r: BaseModelRecipe): string => JSON.stringify({ ...r, continuation: { ...r.continuation, steps: 0 } });
+  return withoutContinuationSteps(recorded) === withoutContinuationSteps(requested) && requested.continuation.steps >= recorded.continuation.steps;
 }

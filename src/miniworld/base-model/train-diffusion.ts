@@ -92,7 +92,11 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   const stageDir = path.join(options.workDir, phase.name);
   const finalDir = path.join(stageDir, "final");
   const resultFile = path.join(finalDir, "result.json");
-  if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as DiffusionStageResult;
+  if (existsSync(resultFile)) {
+    const done = JSON.parse(readFileSync(resultFile, "utf8")) as DiffusionStageResult;
+    // A finished constant-rate phase asked for more steps resumes from its last checkpoint (recipe.ts: sameRecipe).
+    if (done.state.step >= phase.steps || phase.schedule !== "constant") return done;
+  }
   const log = options.log ?? (() => {});
 
   const tokenizerDir = path.join(finalDir, "tokenizer");
