@@ -13,7 +13,7 @@
  *   hdb miniworld styles                    style names and their prompt phrases
  *   hdb miniworld describe --ids 0-3        each identity's attributes and a caption
  */
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { caption, describeIdentity } from "../miniworld/captions.js";
@@ -22,6 +22,7 @@ import { splitOf } from "../miniworld/splits.js";
 import { resolveStyles, STYLES, type StyleName } from "../miniworld/styles.js";
 import { writeVocabulary } from "../miniworld/vocabulary.js";
 import { imageGrid, savePng } from "../pipeline/images.js";
+import { writeJsonAtomic } from "../pipeline/save-pretrained.js";
 import { runMiniworldBuild } from "./miniworld-build.js";
 import { runMiniworldDreamBooth, runMiniworldQuality } from "./miniworld-evaluate.js";
 import { Progress } from "./progress.js";
@@ -47,12 +48,6 @@ function parseStyle(text: string): StyleName[] {
   const names = text.split("+").map((s) => s.trim());
   resolveStyles(names);
   return names as StyleName[];
-}
-
-function writeJsonAtomic(file: string, value: unknown): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  writeFileSync(tmp, `${JSON.stringify(value, null, 2)}\n`);
-  renameSync(tmp, file);
 }
 
 async function render(argv: string[]): Promise<void> {
