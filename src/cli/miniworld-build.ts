@@ -2,8 +2,9 @@
  * `hdb miniworld build`: regenerate the bundled mini-world model from seeds (src/miniworld/base-model/recipe.ts).
  *
  *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
- *       [--until vae|diffusion|diffusion-2|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N] [--decoder-steps N]
- *       [--diffusion-steps N] [--continuation-steps N] [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N]
+ *       [--until vae|diffusion|diffusion-2|diffusion-3|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N]
+ *       [--decoder-steps N] [--diffusion-steps N] [--continuation-steps N] [--conditioning-steps N]
+ *       [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N]
  *
  * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
  */
@@ -27,6 +28,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     options: {
       out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
       "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" }, "continuation-steps": { type: "string" },
+      "conditioning-steps": { type: "string" },
       "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" },
     },
   });
@@ -40,6 +42,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
   const vaeSteps = positiveInteger(values["vae-steps"], "vae-steps");
   const decoderSteps = positiveInteger(values["decoder-steps"], "decoder-steps");
   const continuationSteps = positiveInteger(values["continuation-steps"], "continuation-steps");
+  const conditioningSteps = positiveInteger(values["conditioning-steps"], "conditioning-steps");
   const diffusionSteps = positiveInteger(values["diffusion-steps"], "diffusion-steps");
   const batchSize = positiveInteger(values["batch-size"], "batch-size");
   const recipe = baseModelRecipe({
@@ -49,6 +52,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     vae: { ...(vaeSteps === undefined ? {} : { steps: vaeSteps }), ...(decoderSteps === undefined ? {} : { decoderSteps }) },
     diffusion: { ...(diffusionSteps === undefined ? {} : { steps: diffusionSteps }), ...(batchSize === undefined ? {} : { batchSize }) },
     continuation: { ...(continuationSteps === undefined ? {} : { steps: continuationSteps }) },
+    conditioning: { ...(conditioningSteps === undefined ? {} : { steps: conditioningSteps }) },
   });
   const outDir = path.resolve(values.out ?? bundledMiniworldDir());
   const workDir = path.resolve(values.work ?? path.join("build", "miniworld-work"));

@@ -22,7 +22,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const RECIPE = baseModelRecipe({
   seed: 5, datasetSize: 16, checkpointEvery: 2,
   vae: { steps: 5, batchSize: 2, warmupSteps: 1, decoderSteps: 3 },
-  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 },
+  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 3, warmupSteps: 1 },
 });
 /** Files that must be bit-identical: the float32 stage results, the last checkpoints (weights, EMA, AdamW) and the export. */
 const COMPARED = [
@@ -30,6 +30,8 @@ const COMPARED = [
   "work/vae/checkpoint-5/weights.safetensors", "work/vae/checkpoint-5/optimizer.safetensors",
   "work/diffusion/final/unet/diffusion_pytorch_model.safetensors", "work/diffusion/final/text_encoder/model.safetensors",
   "work/diffusion/checkpoint-5/weights.safetensors", "work/diffusion/checkpoint-5/optimizer.safetensors",
+  "work/diffusion-2/checkpoint-2/weights.safetensors", "work/diffusion-3/final/unet/diffusion_pytorch_model.safetensors",
+  "work/diffusion-3/checkpoint-3/weights.safetensors", "work/diffusion-3/checkpoint-3/optimizer.safetensors",
   "work/vae-decoder/final/diffusion_pytorch_model.safetensors", "work/vae-decoder/checkpoint-3/weights.safetensors",
 ];
 
@@ -116,6 +118,20 @@ test("a build stopped mid-stage and run again equals an uninterrupted build, bit
   for (const file of base) assertSameFile(path.join(straight, "out/base", file), path.join(resumed, "out/base", file), `base/${file} (run again)`);
 });
 
+test("a finished build asked for more phase-3 steps extends that run, ending where an uninterrupted longer run ends", { timeout: 180_000 }, async () => {
+  assert.ok(uninterrupted !== undefined, "the resume test above must run first");
+  const extended = path.join(work, "extended");
+  const shorter = baseModelRecipe({ ...RECIPE, conditioning: { ...RECIPE.conditioning, steps: 1 } });
+  assert.ok((await build(extended, shorter)).finished);
+  const longer = await build(extended, RECIPE);
+  assert.ok(longer.finished);
+  assert.ok(longer.log.some((line) => /^diffusion-3: resuming from .*checkpoint-1 \(step 1 of 3\)$/.test(line)), longer.log.join("\n"));
+  assert.ok(!longer.log.some((line) => /^(vae|diffusion|diffusion-2): resuming/.test(line)), "the earlier stages must be kept as they are");
+  for (const file of COMPARED) assertSameFile(path.join(straight, file), path.join(extended, file), `${file} (extended)`);
+  for (const file of filesUnder(path.join(straight, "out/base"))) assertSameFile(path.join(straight, "out/base", file), path.join(extended, "out/base", file), `base/${file} (extended)`);
+  assert.equal(longer.record.stages["diffusion-3"]?.steps, 3);
+});
+
 // runStageLoop restarts the running loss sum at a resume, so a record whose window spans the stop averages only
 // the steps after it: here the final record at step 5 is the mean of steps 0–4 uninterrupted but of 2–4 resumed.
 // Fix: save the window's sum and count in the checkpoint's state.json and start from them on resume.
@@ -162,7 +178,7 @@ function runToEnd(args: string[]): Promise<{ code: number | null; stderr: string
 
 const killed = path.join(work, "killed");
 const CLI_ARGS = ["--out", path.join(killed, "out"), "--work", path.join(killed, "work"), "--threads", "1", "--dataset-size", "16",
-  "--vae-steps", "3", "--diffusion-steps", "2", "--continuation-steps", "2", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
+  "--vae-steps", "3", "--diffusion-steps", "2", "--continuation-steps", "2", "--conditioning-steps", "1", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
 
 test("hdb miniworld build killed with SIGKILL mid-stage resumes from its last checkpoint", { timeout: 120_000 }, async () => {
   const stopped = await runUntilKilled(CLI_ARGS, path.join(killed, "work/vae/checkpoint-1"));

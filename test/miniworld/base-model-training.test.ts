@@ -97,7 +97,8 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
   const workDir = path.join(work, "cli-work");
   const cases: [string[], RegExp][] = [
     [["--vae-steps", "0"], /^hdb: --vae-steps must be a positive integer, got '0'$/m],
-    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, diffusion-2, vae-decoder, export, metrics, got 'nope'$/m],
+    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, diffusion-2, diffusion-3, vae-decoder, export, metrics, got 'nope'$/m],
+    [["--conditioning-steps", "0.5"], /^hdb: --conditioning-steps must be a positive integer, got '0\.5'$/m],
     [["--batch-size", "2.5"], /^hdb: --batch-size must be a positive integer, got '2\.5'$/m],
     [["--diffusion-steps", "many"], /^hdb: --diffusion-steps must be a positive integer, got 'many'$/m],
     [["--vae-steps"], /--vae-steps/],
@@ -111,12 +112,35 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
   }
 });
 
-test("a work folder serves the same recipe, or one whose constant-rate continuation is longer", async () => {
+test("a work folder serves the same recipe, or one whose last (constant-rate) phase is longer", async () => {
   const { sameRecipe } = await import("../../src/miniworld/base-model/recipe.js");
-  const recorded = baseModelRecipe({ continuation: { steps: 100 } });
-  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 } })));
-  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250 } })), "more phase-2 steps extend the run");
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 50 } })), "fewer phase-2 steps cannot be undone");
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250, learningRate: 1e-3 } })));
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ vae: { steps: 999 }, continuation: { steps: 100 } })));
+  const recorded = baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 100 } });
+  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 100 } })));
+  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 250 } })), "more phase-3 steps extend the run");
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 50 } })), "fewer phase-3 steps cannot be undone");
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250 }, conditioning: { steps: 100 } })), "phase 3 starts from phase 2's end");
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 250, learningRate: 1e-3 } })));
+  assert.ok(!sameRecipe(recorded, baseModelRecipe({ vae: { steps: 999 }, continuation: { steps: 100 }, conditioning: { steps: 100 } })));
+});
+
+test("phase 3's weights give the steps near pure noise the weight of the middle ones (in x₀ terms), capped at γ", async () => {
+  const { diffusionPhases, phaseLossWeights } = await import("../../src/miniworld/base-model/train-diffusion.js");
+  const { MINIWORLD_NOISE_SCHEDULE } = await import("../../src/miniworld/base-model/config.js");
+  const { computeSnr, schedulerFromConfig } = await import("../../src/models/schedulers/index.js");
+  const { tensor } = await import("../../src/engine/index.js");
+  const noise = schedulerFromConfig({ _class_name: "DDPMScheduler", ...MINIWORLD_NOISE_SCHEDULE }, "DDPMScheduler");
+  const [phase1, phase2, phase3] = diffusionPhases(baseModelRecipe(), work);
+  const timesteps = tensor([999, 600, 300, 50, 0], { dtype: "int64" });
+  const snr = computeSnr(noise, timesteps).data() as Float32Array;
+  assert.equal(phaseLossWeights(phase1, noise, timesteps), null);
+  // In x₀ terms (ε-MSE = SNR · x₀-MSE): min-SNR gives min(SNR, γ), phase 3 min(max(SNR, 1), γ).
+  const x0Weights = (phase: typeof phase2): number[] => [...(phaseLossWeights(phase, noise, timesteps)!.data() as Float32Array)].map((w, i) => w * snr[i]!);
+  const gamma = phase3.snrGamma!;
+  const expected2 = [...snr].map((s) => Math.min(s, gamma));
+  const expected3 = [...snr].map((s) => Math.min(Math.max(s, 1), gamma));
+  x0Weights(phase2).forEach((w, i) => assert.ok(Math.abs(w - expected2[i]!) < 1e-5 * Math.max(1, expected2[i]!), `min-SNR at ${i}: ${w} vs ${expected2[i]}`));
+  x0Weights(phase3).forEach((w, i) => assert.ok(Math.abs(w - expected3[i]!) < 1e-5 * Math.max(1, expected3[i]!), `phase 3 at ${i}: ${w} vs ${expected3[i]}`));
+  assert.ok(snr[0]! < 0.01, `SNR at t = 999 is ${snr[0]}`);
+  assert.ok(Math.abs(x0Weights(phase3)[0]! - 1) < 1e-5, "near pure noise phase 3 weighs x₀'s error by 1 (min-SNR by SNR ≈ 0.005)");
+  noise.dispose();
 });

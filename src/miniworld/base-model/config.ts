@@ -84,6 +84,11 @@ export interface BaseModelRecipe {
   };
   /** Phase 2 of the diffusion training (train-diffusion.ts): constant rate, min-SNR-γ, posterior means. */
   continuation: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
+  /**
+   * Phase 3 (train-diffusion.ts): as phase 2, but the high-noise steps, where the caption decides hair colour
+   * and scene, weigh as much as the rest (truncated-SNR weights capped at γ).
+   */
+  conditioning: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
   checkpointEvery: number;
 }
 
@@ -95,7 +100,8 @@ export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freez
     steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
     emaDecay: 0.999, maxGradNorm: 1.0,
   },
-  continuation: { steps: 1_500, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
+  continuation: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
+  conditioning: { steps: 9_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
   checkpointEvery: 250,
 });
 
@@ -103,6 +109,7 @@ export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freez
 export function baseModelRecipe(overrides: {
   seed?: number; datasetSize?: number; checkpointEvery?: number;
   vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>; continuation?: Partial<BaseModelRecipe["continuation"]>;
+  conditioning?: Partial<BaseModelRecipe["conditioning"]>;
 } = {}): BaseModelRecipe {
   const d = DEFAULT_BASE_MODEL_RECIPE;
   const recipe: BaseModelRecipe = {
@@ -111,10 +118,11 @@ export function baseModelRecipe(overrides: {
     vae: { ...d.vae, ...overrides.vae },
     diffusion: { ...d.diffusion, ...overrides.diffusion },
     continuation: { ...d.continuation, ...overrides.continuation },
+    conditioning: { ...d.conditioning, ...overrides.conditioning },
     checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
   };
   for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
-    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
+    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["conditioning.steps", recipe.conditioning.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
   }
   return recipe;

@@ -4,7 +4,8 @@
  *   1. dataset    render the training images (cached in the work folder)
  *   2. vae        train the AutoencoderKL                      (train-vae.ts)
  *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts), then diffusion-2 continues
- *                 it (constant rate, min-SNR-γ, posterior means)
+ *                 it (constant rate, min-SNR-γ, posterior means) and diffusion-3 continues that with the
+ *                 high-noise steps weighted up, so the words are learned (truncated-SNR weights)
  *   4. vae-decoder  fine-tune the VAE decoder, encoder frozen  (train-decoder.ts)
  *   5. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
  *   6. metrics    the identity and prompt-fidelity networks, trained and checked (metrics-stage.ts)
@@ -29,7 +30,7 @@ import { finetuneDecoder } from "./train-decoder.js";
 import { diffusionPhases, trainDiffusion } from "./train-diffusion.js";
 import { trainVae } from "./train-vae.js";
 
-export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "vae-decoder", "export", "metrics"] as const;
+export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "diffusion-3", "vae-decoder", "export", "metrics"] as const;
 export type BuildStage = (typeof BUILD_STAGES)[number];
 
 /** Where the bundled default lives in the package: models/miniworld (base/ and metrics/). */
@@ -91,7 +92,7 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   if (!sameRecipe(record.recipe, recipe)) {
     throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
   }
-  // Phase 2 runs at a constant rate with per-step seeds, so more continuation steps extend the same run exactly.
+  // Phase 3 runs at a constant rate with per-step seeds, so more conditioning steps extend the same run exactly.
   record.recipe = recipe;
   mkdirSync(workDir, { recursive: true });
   const saveRecord = (): void => writeJsonAtomic(recordFile, record);
@@ -116,17 +117,22 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     record.scalingFactor = vae.scalingFactor;
     if (stop("vae")) return { record, finished: true, baseDir };
 
-    const [phase1, phase2] = diffusionPhases(recipe, workDir);
+    const [phase1, phase2, phase3] = diffusionPhases(recipe, workDir);
     const first = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase1 });
     record.stages.diffusion = stageRecord(first.state);
     saveRecord();
     if (!first.finished) return { record, finished: false, baseDir };
     if (stop("diffusion")) return { record, finished: true, baseDir };
-    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase2 });
-    record.stages["diffusion-2"] = stageRecord(diffusion.state);
+    const second = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase2 });
+    record.stages["diffusion-2"] = stageRecord(second.state);
+    saveRecord();
+    if (!second.finished) return { record, finished: false, baseDir };
+    if (stop("diffusion-2")) return { record, finished: true, baseDir };
+    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase3 });
+    record.stages["diffusion-3"] = stageRecord(diffusion.state);
     saveRecord();
     if (!diffusion.finished) return { record, finished: false, baseDir };
-    if (stop("diffusion-2")) return { record, finished: true, baseDir };
+    if (stop("diffusion-3")) return { record, finished: true, baseDir };
 
     const decoder = await finetuneDecoder({ ...common, images, vaeDir: vae.dir });
     record.stages["vae-decoder"] = stageRecord(decoder.state);
@@ -202,10 +208,10 @@ function folderBytes(dir: string): number {
 }
 
 /**
- * Whether a work folder made with `recorded` can serve `requested`: the same recipe, except that the
- * continuation (phase 2) may be longer, since its first steps are the same either way.
+ * Whether a work folder made with `recorded` can serve `requested`: the same recipe, except that the last
+ * diffusion phase (conditioning) may be longer, since its first steps are the same either way.
  */
 export function sameRecipe(recorded: BaseModelRecipe, requested: BaseModelRecipe): boolean {
-  const withoutContinuationSteps = (r: BaseModelRecipe): string => JSON.stringify({ ...r, continuation: { ...r.continuation, steps: 0 } });
-  return withoutContinuationSteps(recorded) === withoutContinuationSteps(requested) && requested.continuation.steps >= recorded.continuation.steps;
+  const withoutLastSteps = (r: BaseModelRecipe): string => JSON.stringify({ ...r, conditioning: { ...r.conditioning, steps: 0 } });
+  return withoutLastSteps(recorded) === withoutLastSteps(requested) && requested.conditioning.steps >= recorded.conditioning.steps;
 }
