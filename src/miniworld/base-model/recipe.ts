@@ -27,7 +27,7 @@ import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
 import { trainMetricNetworks } from "./metrics-stage.js";
 import { finetuneDecoder } from "./train-decoder.js";
-import { diffusionPhases, trainDiffusion } from "./train-diffusion.js";
+import { diffusionPhases, trainDiffusion, type DiffusionStageResult } from "./train-diffusion.js";
 import { trainVae } from "./train-vae.js";
 
 export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "diffusion-3", "vae-decoder", "export", "metrics"] as const;
@@ -117,22 +117,16 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     record.scalingFactor = vae.scalingFactor;
     if (stop("vae")) return { record, finished: true, baseDir };
 
-    const [phase1, phase2, phase3] = diffusionPhases(recipe, workDir);
-    const first = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase1 });
-    record.stages.diffusion = stageRecord(first.state);
-    saveRecord();
-    if (!first.finished) return { record, finished: false, baseDir };
-    if (stop("diffusion")) return { record, finished: true, baseDir };
-    const second = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase2 });
-    record.stages["diffusion-2"] = stageRecord(second.state);
-    saveRecord();
-    if (!second.finished) return { record, finished: false, baseDir };
-    if (stop("diffusion-2")) return { record, finished: true, baseDir };
-    const diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase: phase3 });
-    record.stages["diffusion-3"] = stageRecord(diffusion.state);
-    saveRecord();
-    if (!diffusion.finished) return { record, finished: false, baseDir };
-    if (stop("diffusion-3")) return { record, finished: true, baseDir };
+    // The phases in order, each continuing the previous one; the last one's weights are exported.
+    let diffusion: DiffusionStageResult | undefined;
+    for (const phase of diffusionPhases(recipe, workDir)) {
+      diffusion = await trainDiffusion({ ...common, images, samples, vaeDir: vae.dir, phase });
+      record.stages[phase.name] = stageRecord(diffusion.state);
+      saveRecord();
+      if (!diffusion.finished) return { record, finished: false, baseDir };
+      if (stop(phase.name)) return { record, finished: true, baseDir };
+    }
+    if (!diffusion) throw new Error("the recipe has no diffusion phase");
 
     const decoder = await finetuneDecoder({ ...common, images, vaeDir: vae.dir });
     record.stages["vae-decoder"] = stageRecord(decoder.state);
