@@ -25,6 +25,7 @@ const ops = {
   randn: op("aten::randn.generator"),
   rand: op("aten::rand.generator"),
   randint: op("aten::randint.low_generator"),
+  multinomial: op("aten::multinomial"),
   normal: op("aten::normal.float_float"),
   zerosLike: op("aten::zeros_like"),
   onesLike: op("aten::ones_like"),
@@ -77,6 +78,14 @@ export function randn(shape: readonly number[], options: RandomOptions = {}): Te
 }
 export function rand(shape: readonly number[], options: RandomOptions = {}): Tensor {
   return finish(call(ops.rand, checkShape(shape), options.generator?.id ?? null, dt(options), null, dev(options)), options);
+}
+/**
+ * `numSamples` indices drawn from each row of `weights` (1-D or 2-D, non-negative, not necessarily summing to
+ * one), as torch.multinomial: int64, with or without replacement.
+ */
+export function multinomial(weights: Tensor, numSamples: number, options: { replacement?: boolean; generator?: Generator } = {}): Tensor {
+  if (!Number.isInteger(numSamples) || numSamples < 1) throw new RangeError(`multinomial: numSamples must be a positive integer, got ${numSamples}`);
+  return call(ops.multinomial, weights, numSamples, options.replacement ?? false, options.generator?.id ?? null);
 }
 /** Integers in [low, high), int64 by default. */
 export function randint(low: number, high: number, shape: readonly number[], options: RandomOptions = {}): Tensor {

@@ -44,8 +44,12 @@ export function imagesToTensor(images: RgbImage[]): Tensor {
   }
   const all = new Uint8Array(images.length * first.data.length);
   images.forEach((image, i) => all.set(image.data, i * first.data.length));
-  return tidy(() => fromBytes(all, "uint8", [images.length, first.height, first.width, 3])
-    .permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous());
+  return tidy(() => pixelsToTensor(fromBytes(all, "uint8", [images.length, first.height, first.width, 3])));
+}
+
+/** uint8 (N, H, W, 3) pixels → (N, 3, H, W) float32 in [-1, 1]: diffusers' preprocess (÷255, ×2 − 1). */
+export function pixelsToTensor(pixels: Tensor): Tensor {
+  return pixels.permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous();
 }
 
 /** Writes a PNG atomically: a crash never leaves a partial file at `file`. */

@@ -26,7 +26,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   arange, attentionByMath, baddbmm, bmm, cat, conv2d, convTranspose2d, crossEntropy, dropout, einsum,
   embedding, empty, eye, full, Generator, gelu, getRngState, groupNorm, interpolate, layerNorm, linear,
-  linspace, logSoftmax, matmul, mm, mseLoss, normal, ones, onesLike, pad, rand, randint, randLike, randn, randnLike,
+  linspace, logSoftmax, matmul, mm, mseLoss, multinomial, normal, ones, onesLike, pad, rand, randint, randLike, randn, randnLike,
   scaledDotProductAttention, silu, softmax, splitSizes, stack, tensor, where, zeros, zerosLike,
   type DType, type Tensor,
 } from "../../src/engine/index.js";
@@ -484,6 +484,7 @@ r("rng_state", "[torch.get_rng_state(), torch.randn(5), torch.get_rng_state()]",
 r("generator_randn_rand", "[torch.randn(3, 4, generator=g), torch.randn(4), torch.rand(20, generator=g), torch.randn(5, generator=g, dtype=torch.float64)]", (g) => [randn([3, 4], { generator: g }), randn([4]), rand([20], { generator: g }), randn([5], { generator: g, dtype: "float64" })]);
 r("generator_randint_normal", "[torch.randint(0, 100, (10,), generator=g), torch.normal(0.5, 2.0, (3, 3), generator=g), torch.normal(0.0, 1.0, (17,), generator=g, dtype=torch.float64)]", (g) => [randint(0, 100, [10], { generator: g }), normal(0.5, 2, [3, 3], { generator: g }), normal(0, 1, [17], { generator: g, dtype: "float64" })]);
 r("generator_in_place", "[torch.empty(7).uniform_(-1, 1, generator=g), torch.empty(5, 4).normal_(0, 1, generator=g), torch.empty(6, dtype=torch.bfloat16).normal_(generator=g)]", (g) => [empty([7]).uniform_(-1, 1, g), empty([5, 4]).normal_(0, 1, g), empty([6], { dtype: "bfloat16" }).normal_(0, 1, g)]);
+r("generator_multinomial", "[torch.multinomial(torch.tensor([1.0, 0.0, 3.0, 0.5]), 12, True, generator=g), torch.multinomial(torch.tensor([[0.2, 0.8, 0.0], [1.0, 1.0, 1.0]], dtype=torch.float64), 2, generator=g), torch.multinomial(torch.tensor([5.0, 1.0, 1.0, 2.0, 0.25]), 3)]", (g) => [multinomial(tensor([1, 0, 3, 0.5]), 12, { replacement: true, generator: g }), multinomial(tensor([[0.2, 0.8, 0], [1, 1, 1]], { dtype: "float64" }), 2, { generator: g }), multinomial(tensor([5, 1, 1, 2, 0.25]), 3)]);
 r("generator_half", "[torch.randn(9, generator=g, dtype=torch.float16), torch.rand(9, generator=g, dtype=torch.bfloat16)]", (g) => [randn([9], { generator: g, dtype: "float16" }), rand([9], { generator: g, dtype: "bfloat16" })]);
 r("generator_state", "[g.get_state(), torch.randn(6, generator=g), g.get_state()]", (g) => [g.getState(), randn([6], { generator: g }), g.getState()]);
 

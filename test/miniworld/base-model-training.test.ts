@@ -90,6 +90,33 @@ test("bad recipes are refused, naming the number", () => {
   assert.throws(() => baseModelRecipe({ vae: { steps: 0 } }), /^Error: base model recipe: vae\.steps must be a positive integer, got 0$/);
   assert.throws(() => baseModelRecipe({ diffusion: { batchSize: 2.5 } }), /diffusion\.batchSize must be a positive integer, got 2\.5/);
   assert.throws(() => baseModelRecipe({ checkpointEvery: -1 }), /checkpointEvery must be a positive integer, got -1/);
+  assert.throws(() => baseModelRecipe({ vae: { decoderSampling: "balanced" as never } }), /vae\.decoderSampling must be "uniform" or "hair-colour-balanced", got "balanced"/);
+});
+
+test("the decoder stage's balanced sampling draws every hair colour about equally often", async () => {
+  const { hairColourBalancedWeights } = await import("../../src/miniworld/base-model/train-decoder.js");
+  const { identityFromId, HAIR_COLOURS } = await import("../../src/miniworld/identity.js");
+  const { Generator, multinomial } = await import("../../src/engine/index.js");
+  const samples = planSamples(3000, 0);
+  const colours = samples.map((s) => identityFromId(s.id).hair.colour);
+  const drawnCounts = (indices: number[]): Map<string, number> => {
+    const counts = new Map<string, number>();
+    for (const i of indices) counts.set(colours[i]!, (counts.get(colours[i]!) ?? 0) + 1);
+    return counts;
+  };
+  const inData = drawnCounts(colours.map((_, i) => i));
+  assert.equal(inData.size, Object.keys(HAIR_COLOURS).length, "all colours occur in 3,000 samples");
+  assert.ok(inData.get("black")! > 3 * inData.get("pink")!, "as the data falls, pink is rare");
+  const weights = hairColourBalancedWeights(samples);
+  const g = new Generator().manualSeed(7);
+  const draws = 15_000;
+  const drawn = drawnCounts([...(multinomial(weights, draws, { replacement: true, generator: g }).data() as BigInt64Array)].map(Number));
+  weights.dispose();
+  // 1,000 expected per colour; a binomial's standard deviation is ~31, so ±150 cannot fail by chance.
+  for (const colour of Object.keys(HAIR_COLOURS)) {
+    const n = drawn.get(colour) ?? 0;
+    assert.ok(Math.abs(n - draws / 15) < 150, `${colour} drawn ${n} times of ${draws} (expected ~${draws / 15})`);
+  }
 });
 
 test("hdb miniworld build: bad flags fail with messages naming the flag and the value, writing nothing", () => {
@@ -135,7 +162,8 @@ test("phase 3's weights give the steps near pure noise the weight of the middle 
   assert.equal(phaseLossWeights(phase1, noise, timesteps), null);
   // In x₀ terms (ε-MSE = SNR · x₀-MSE): min-SNR gives min(SNR, γ), phase 3 min(max(SNR, 1), γ).
   const x0Weights = (phase: typeof phase2): number[] => [...(phaseLossWeights(phase, noise, timesteps)!.data() as Float32Array)].map((w, i) => w * snr[i]!);
-  const gamma = phase3.snrGamma!;
+  assert.equal(phase3.weighting.kind, "truncated-min-snr");
+  const gamma = phase3.weighting.kind === "truncated-min-snr" ? phase3.weighting.snrGamma : NaN;
   const expected2 = [...snr].map((s) => Math.min(s, gamma));
   const expected3 = [...snr].map((s) => Math.min(Math.max(s, 1), gamma));
   x0Weights(phase2).forEach((w, i) => assert.ok(Math.abs(w - expected2[i]!) < 1e-5 * Math.max(1, expected2[i]!), `min-SNR at ${i}: ${w} vs ${expected2[i]}`));

@@ -13,6 +13,7 @@ import { empty, keep, loadSafetensors, memoryView, saveSafetensors, tidy, type T
 import { identityFromId } from "../../miniworld/identity.js";
 import { renderFaces, type RenderRequest } from "../../miniworld/render.js";
 import { styleByName } from "../../miniworld/styles.js";
+import { pixelsToTensor } from "../../pipeline/images.js";
 
 const CACHE_FORMAT = "metric-network-images/1";
 /** Images rendered per renderFaces call (and per progress line). */
@@ -73,7 +74,7 @@ export async function renderImageSet(
 
 /** Rows `indices` (int64) of a uint8 (N, H, W, 3) set → (B, 3, H, W) float32 in [-1, 1], as imagesToTensor. */
 export function imageBatch(images: Tensor, indices: Tensor): Tensor {
-  return tidy(() => images.indexSelect(0, indices).permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous());
+  return tidy(() => pixelsToTensor(images.indexSelect(0, indices)));
 }
 
 /** Whether a render of `id` under `style` shows the hair colour its identity has (captions name it then). */

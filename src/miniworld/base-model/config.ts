@@ -63,13 +63,18 @@ export const MINIWORLD_NOISE_SCHEDULE = {
   timestep_spacing: "leading",
 } as const;
 
+export type DecoderSampling = "uniform" | "hair-colour-balanced";
+
 /** The training recipe: every number that decides the result, in one object (recorded in build.json). */
 export interface BaseModelRecipe {
   seed: number;
   /** Rendered training images (pretraining identities), each with a caption and a short "a face, <style>" caption. */
   datasetSize: number;
-  /** `decoderSteps`: the decoder's fine-tuning with the encoder frozen (train-decoder.ts), same batch and rate. */
-  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number };
+  /**
+   * `decoderSteps`: the decoder's fine-tuning with the encoder frozen (train-decoder.ts), same batch and rate;
+   * `decoderSampling`: which images it sees (all hair colours equally often, or as the data falls).
+   */
+  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number; decoderSampling: DecoderSampling };
   diffusion: {
     steps: number;
     batchSize: number;
@@ -92,16 +97,16 @@ export interface BaseModelRecipe {
   checkpointEvery: number;
 }
 
-export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze({
+export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze<BaseModelRecipe>({
   seed: 0,
   datasetSize: 24_000,
-  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6, decoderSteps: 1_200 },
+  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6, decoderSteps: 2_400, decoderSampling: "hair-colour-balanced" },
   diffusion: {
     steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
     emaDecay: 0.999, maxGradNorm: 1.0,
   },
   continuation: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
-  conditioning: { steps: 9_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
+  conditioning: { steps: 12_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
   checkpointEvery: 250,
 });
 
@@ -124,6 +129,9 @@ export function baseModelRecipe(overrides: {
   for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
     ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["conditioning.steps", recipe.conditioning.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
+  }
+  if (recipe.vae.decoderSampling !== "uniform" && recipe.vae.decoderSampling !== "hair-colour-balanced") {
+    throw new Error(`base model recipe: vae.decoderSampling must be "uniform" or "hair-colour-balanced", got ${JSON.stringify(recipe.vae.decoderSampling)}`);
   }
   return recipe;
 }

@@ -11,6 +11,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fromBytes, loadSafetensors, saveSafetensors, type Tensor } from "../../engine/index.js";
+import { pixelsToTensor } from "../../pipeline/images.js";
 import { caption, facePrompt } from "../captions.js";
 import { Random } from "../random.js";
 import { renderFaces } from "../render.js";
@@ -83,5 +84,5 @@ export async function renderDataset(samples: readonly WorldSample[], seed: numbe
 
 /** Rows `indices` of the uint8 (N, H, W, 3) images as float (B, 3, H, W) in [-1, 1], as the VAE takes them. */
 export function imageBatch(images: Tensor, indices: Tensor): Tensor {
-  return images.indexSelect(0, indices).permute(0, 3, 1, 2).float().div(127.5).sub(1);
+  return pixelsToTensor(images.indexSelect(0, indices));
 }

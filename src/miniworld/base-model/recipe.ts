@@ -128,7 +128,7 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     }
     if (!diffusion) throw new Error("the recipe has no diffusion phase");
 
-    const decoder = await finetuneDecoder({ ...common, images, vaeDir: vae.dir });
+    const decoder = await finetuneDecoder({ ...common, images, samples, vaeDir: vae.dir });
     record.stages["vae-decoder"] = stageRecord(decoder.state);
     saveRecord();
     if (!decoder.finished) return { record, finished: false, baseDir };

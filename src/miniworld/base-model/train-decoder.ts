@@ -4,15 +4,22 @@
  * so the better decoder drops in; it only learns to draw sharper, truer-coloured images from the same latents.
  * Each step decodes posterior samples of training images (the cached posteriors) and minimises L1 + L2
  * against the pixels.
+ *
+ * With `decoderSampling: "hair-colour-balanced"` (the default recipe) every hair colour of the world is drawn
+ * equally often. Drawn as the data falls, pink, green, purple and strawberry-blonde hair are 3–4 % of the images
+ * each, and the decoder painted them as the common colours next to them (pink → platinum blonde, green → grey):
+ * measured on held-out renders, reconstructions were classified right 0/8 times for pink and green. The
+ * diffusion model can only ask for a colour that the decoder can draw, so all colours weigh the same here.
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, manualSeed, mseLoss, randint, randn, tidy } from "../../engine/index.js";
+import { Generator, manualSeed, mseLoss, multinomial, randint, randn, tensor, tidy, type Tensor } from "../../engine/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
+import { identityFromId } from "../identity.js";
 import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import type { StageState } from "./checkpoint.js";
-import { imageBatch } from "./dataset.js";
+import { imageBatch, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
@@ -24,7 +31,15 @@ export interface DecoderStageResult {
   finished: boolean;
 }
 
-export async function finetuneDecoder(options: StageOptions & { vaeDir: string }): Promise<DecoderStageResult> {
+/** Sampling weights 1 / (number of training images with that hair colour): every colour is drawn equally often. */
+export function hairColourBalancedWeights(samples: readonly WorldSample[]): Tensor {
+  const colours = samples.map((s) => identityFromId(s.id).hair.colour);
+  const counts = new Map<string, number>();
+  for (const c of colours) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return tensor(Float64Array.from(colours, (c) => 1 / counts.get(c)!));
+}
+
+export async function finetuneDecoder(options: StageOptions & { vaeDir: string; samples: readonly WorldSample[] }): Promise<DecoderStageResult> {
   const { recipe, images } = options;
   const stageDir = path.join(options.workDir, "vae-decoder");
   const finalDir = path.join(stageDir, "final");
@@ -44,6 +59,8 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string }
   const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.decoderSteps });
   const generator = new Generator();
   const count = images.shape[0]!;
+  if (options.samples.length !== count) throw new Error(`vae-decoder: ${options.samples.length} samples planned for ${count} images`);
+  const weights = r.decoderSampling === "hair-colour-balanced" ? hairColourBalancedWeights(options.samples) : undefined;
   try {
     const { state, finished } = await runStageLoop({
       name: "vae-decoder", stageDir, steps: r.decoderSteps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
@@ -51,7 +68,9 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string }
       restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
       trainStep: (step) => tidy(() => {
         const g = stepGenerator(generator, recipe.seed, 3, step);
-        const indices = randint(0, count, [r.batchSize], { generator: g });
+        const indices = weights === undefined
+          ? randint(0, count, [r.batchSize], { generator: g })
+          : multinomial(weights, r.batchSize, { replacement: true, generator: g });
         const x = imageBatch(images, indices);
         const mean = posterior.mean.indexSelect(0, indices);
         const z = mean.add(posterior.std.indexSelect(0, indices).mul(randn(mean.shape, { generator: g })));
@@ -73,6 +92,7 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string }
     return result;
   } finally {
     vae.dispose();
+    weights?.dispose();
     posterior.mean.dispose();
     posterior.std.dispose();
   }

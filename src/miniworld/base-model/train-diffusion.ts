@@ -45,15 +45,16 @@ import { stepGenerator, type StageOptions } from "./train-vae.js";
  * error by min(max(SNR, 1), γ): Salimans & Ho 2022's truncated SNR (§4: weight 1 near pure noise) capped at
  * γ as in min-SNR; on the ε-MSE that is min(max(SNR, 1), γ) / SNR.
  */
+export type LossWeighting = { kind: "none" } | { kind: "min-snr"; snrGamma: number } | { kind: "truncated-min-snr"; snrGamma: number };
+
 export interface DiffusionPhase {
   name: "diffusion" | "diffusion-2" | "diffusion-3";
   steps: number;
   learningRate: number;
   warmupSteps: number;
   schedule: "cosine" | "constant";
-  /** The ε-MSE's per-sample weights (see above); γ of the two SNR weightings. */
-  weighting: "none" | "min-snr" | "truncated-min-snr";
-  snrGamma: number | null;
+  /** The ε-MSE's per-sample weights (see above), with γ for the two SNR weightings. */
+  weighting: LossWeighting;
   latents: "sample" | "mean";
   /** The stage folder whose last checkpoint (weights and EMA) this phase starts from. */
   continueFrom?: string;
@@ -76,20 +77,20 @@ export function diffusionPhases(recipe: BaseModelRecipe, workDir: string): [Diff
   const c = recipe.continuation;
   const k = recipe.conditioning;
   return [
-    { name: "diffusion", steps: r.steps, learningRate: r.learningRate, warmupSteps: r.warmupSteps, schedule: "cosine", weighting: "none", snrGamma: null, latents: "sample" },
-    { name: "diffusion-2", steps: c.steps, learningRate: c.learningRate, warmupSteps: c.warmupSteps, schedule: "constant", weighting: "min-snr", snrGamma: c.snrGamma,
+    { name: "diffusion", steps: r.steps, learningRate: r.learningRate, warmupSteps: r.warmupSteps, schedule: "cosine", weighting: { kind: "none" }, latents: "sample" },
+    { name: "diffusion-2", steps: c.steps, learningRate: c.learningRate, warmupSteps: c.warmupSteps, schedule: "constant", weighting: { kind: "min-snr", snrGamma: c.snrGamma },
       latents: "mean", continueFrom: path.join(workDir, "diffusion") },
-    { name: "diffusion-3", steps: k.steps, learningRate: k.learningRate, warmupSteps: k.warmupSteps, schedule: "constant", weighting: "truncated-min-snr",
-      snrGamma: k.snrGamma, latents: "mean", continueFrom: path.join(workDir, "diffusion-2") },
+    { name: "diffusion-3", steps: k.steps, learningRate: k.learningRate, warmupSteps: k.warmupSteps, schedule: "constant",
+      weighting: { kind: "truncated-min-snr", snrGamma: k.snrGamma }, latents: "mean", continueFrom: path.join(workDir, "diffusion-2") },
   ];
 }
 
 /** The per-sample weights of a phase's ε-MSE at `timesteps` (see DiffusionPhase), or null for none. */
 export function phaseLossWeights(phase: DiffusionPhase, noise: DDPMScheduler, timesteps: Tensor): Tensor | null {
-  if (phase.weighting === "none") return null;
-  if (phase.snrGamma === null) throw new Error(`diffusion phase ${phase.name}: weighting ${phase.weighting} needs snrGamma`);
-  if (phase.weighting === "min-snr") return minSnrWeights(noise, timesteps, phase.snrGamma);
-  const gamma = phase.snrGamma;
+  const weighting = phase.weighting;
+  if (weighting.kind === "none") return null;
+  if (weighting.kind === "min-snr") return minSnrWeights(noise, timesteps, weighting.snrGamma);
+  const gamma = weighting.snrGamma;
   return tidy(() => {
     const snr = computeSnr(noise, timesteps);
     return snr.clamp(Math.min(1, gamma), gamma).div(snr);
