@@ -33,4 +33,5 @@ export {
   checkCommonSettings, trainMetricNetwork,
   type CommonTrainingSettings, type MetricTrainingResult, type MetricTrainingSpec, type TrainingLocations,
 } from "./training/run.js";
-export { hairColourVisible, imageBatch, renderImageSet } from "./training/data.js";
+export { hairColourVisible, renderImageSet } from "./training/data.js";
+export { imageBatch } from "../pipeline/images.js";

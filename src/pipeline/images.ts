@@ -52,6 +52,11 @@ export function pixelsToTensor(pixels: Tensor): Tensor {
   return pixels.permute(0, 3, 1, 2).float().div(255).mul(2).sub(1).contiguous();
 }
 
+/** Rows `indices` (int64) of a uint8 (N, H, W, 3) image set → (B, 3, H, W) float32 in [-1, 1], as imagesToTensor. */
+export function imageBatch(images: Tensor, indices: Tensor): Tensor {
+  return tidy(() => pixelsToTensor(images.indexSelect(0, indices)));
+}
+
 /** Writes a PNG atomically: a crash never leaves a partial file at `file`. */
 export async function savePng(file: string, image: RgbImage): Promise<void> {
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);

@@ -9,11 +9,10 @@
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { empty, keep, loadSafetensors, memoryView, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
+import { empty, keep, loadSafetensors, memoryView, saveSafetensors, type Tensor } from "../../engine/index.js";
 import { identityFromId } from "../../miniworld/identity.js";
 import { renderFaces, type RenderRequest } from "../../miniworld/render.js";
 import { styleByName } from "../../miniworld/styles.js";
-import { pixelsToTensor } from "../../pipeline/images.js";
 
 const CACHE_FORMAT = "metric-network-images/1";
 /** Images rendered per renderFaces call (and per progress line). */
@@ -70,11 +69,6 @@ export async function renderImageSet(
     images.dispose();
     throw error;
   }
-}
-
-/** Rows `indices` (int64) of a uint8 (N, H, W, 3) set → (B, 3, H, W) float32 in [-1, 1], as imagesToTensor. */
-export function imageBatch(images: Tensor, indices: Tensor): Tensor {
-  return tidy(() => pixelsToTensor(images.indexSelect(0, indices)));
 }
 
 /** Whether a render of `id` under `style` shows the hair colour its identity has (captions name it then). */

@@ -10,7 +10,8 @@ import type { Module } from "../../engine/nn/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import type { RenderRequest } from "../../miniworld/render.js";
 import type { WeightsDType } from "../network-files.js";
-import { imageBatch, renderImageSet } from "./data.js";
+import { imageBatch } from "../../pipeline/images.js";
+import { renderImageSet } from "./data.js";
 import { removeCheckpoints, runTrainingLoop, type TrainingHooks } from "./loop.js";
 
 /** The settings every metric network's training has. */

@@ -11,7 +11,6 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { fromBytes, loadSafetensors, saveSafetensors, type Tensor } from "../../engine/index.js";
-import { pixelsToTensor } from "../../pipeline/images.js";
 import { caption, facePrompt } from "../captions.js";
 import { Random } from "../random.js";
 import { renderFaces } from "../render.js";
@@ -80,9 +79,4 @@ export async function renderDataset(samples: readonly WorldSample[], seed: numbe
   const images = fromBytes(pixels, "uint8", [samples.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
   saveSafetensors(file, { images }, { seed: String(seed), count: String(samples.length) });
   return images;
-}
-
-/** Rows `indices` of the uint8 (N, H, W, 3) images as float (B, 3, H, W) in [-1, 1], as the VAE takes them. */
-export function imageBatch(images: Tensor, indices: Tensor): Tensor {
-  return pixelsToTensor(images.indexSelect(0, indices));
 }

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { arange, cat, keep, loadSafetensors, noGrad, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
-import { imageBatch } from "./dataset.js";
+import { imageBatch } from "../../pipeline/images.js";
 
 export interface Posteriors {
   /** (N, 4, 16, 16) each. */

@@ -13,7 +13,7 @@ import { AutoencoderKL } from "../../models/vae/index.js";
 import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import type { StageState } from "./checkpoint.js";
 import { MINIWORLD_VAE_CONFIG, type BaseModelRecipe } from "./config.js";
-import { imageBatch } from "./dataset.js";
+import { imageBatch } from "../../pipeline/images.js";
 import { runStageLoop } from "./stage-loop.js";
 
 export interface StageOptions {
