@@ -2,19 +2,22 @@
  * bench/unet: UNet2DConditionModel forward and forward+backward, TypeScript (our engine) vs diffusers, same
  * weights, same inputs, same threads, interleaved, medians; plus txt2img wall time on the tiny pipeline.
  *
- *   node dist/bench/unet/run.js [--preset mid|sd15] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
+ *   node dist/bench/unet/run.js [--preset mid|sd15|miniworld] [--device cpu|cuda] [--dtype float32|float16|bfloat16]
  *                               [--rounds R] [--block K] [--out FILE]
  *
  * mid (default, for CPUs): SD1.5's block layout (3 cross-attention down blocks + 1 plain, mirrored up blocks,
  * 2 layers per block, 8 heads, 768-d text) with channels (64, 128, 256, 256) at 32×32 latents, batch 2 (a
  * classifier-free-guidance pair). sd15 (for GPUs): SD1.5's real config at 64×64 latents. Weights are random
  * (speed does not depend on their values); both sides load the same ones, and their outputs are compared.
+ * miniworld: the bundled mini-world UNet (src/miniworld/base-model/config.ts) at its training batch of 32, the
+ * step that `hdb miniworld build` repeats ~20,000 times, so its time decides the build's.
  */
 import { mkdtempSync, rmSync } from "node:fs";
 import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { randn, Generator, getNumThreads, noGrad, synchronize, tidy, keep, type DType } from "../../src/engine/index.js";
+import { MINIWORLD_UNET_CONFIG } from "../../src/miniworld/base-model/config.js";
 import { UNet2DConditionModel } from "../../src/models/unet/index.js";
 import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
 import { interleave, median, PythonWorker, repoRoot, seconds, writeResult } from "../harness.js";
@@ -38,13 +41,14 @@ const layout = {
   up_block_types: ["UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"],
   layers_per_block: 2, attention_head_dim: 8, cross_attention_dim: 768, norm_num_groups: 32,
 };
-const presets = {
-  mid: { config: { ...layout, sample_size: 32, block_out_channels: [64, 128, 256, 256] }, latent: 32 },
-  sd15: { config: { ...layout, sample_size: 64, block_out_channels: [320, 640, 1280, 1280] }, latent: 64 },
+const presets: Record<string, { config: Record<string, unknown> & { cross_attention_dim: number }; latent: number; batch: number }> = {
+  mid: { config: { ...layout, sample_size: 32, block_out_channels: [64, 128, 256, 256] }, latent: 32, batch: 2 },
+  sd15: { config: { ...layout, sample_size: 64, block_out_channels: [320, 640, 1280, 1280] }, latent: 64, batch: 2 },
+  miniworld: { config: { ...MINIWORLD_UNET_CONFIG }, latent: MINIWORLD_UNET_CONFIG.sample_size, batch: 32 },
 };
-const preset = presets[args.preset as keyof typeof presets];
-if (!preset) throw new Error(`--preset must be one of ${Object.keys(presets).join(", ")}`);
-const batch = 2;
+const preset = Object.hasOwn(presets, args.preset!) ? presets[args.preset!] : undefined;
+if (!preset) throw new Error(`--preset must be one of ${Object.keys(presets).join(", ")}, got '${args.preset}'`);
+const batch = preset.batch;
 const weightsDir = mkdtempSync(path.join(tmpdir(), "hdb-bench-unet-"));
 const tinyPipeline = path.join(repoRoot, "test", "fixtures", "generated", "tiny_sd", "sd1");
 const txt2imgSteps = 10;
@@ -59,7 +63,7 @@ const unet = UNet2DConditionModel.fromPretrained(weightsDir, { dtype, device });
 rmSync(weightsDir, { recursive: true, force: true });
 const generator = new Generator("cpu", 1);
 const sample = keep(randn([batch, 4, preset.latent, preset.latent], { generator }).to({ device, dtype }));
-const text = keep(randn([batch, 77, 768], { generator }).to({ device, dtype }));
+const text = keep(randn([batch, 77, preset.config.cross_attention_dim], { generator }).to({ device, dtype }));
 
 function timed(job: () => void, n: number): number[] {
   return Array.from({ length: n }, () => seconds(() => {

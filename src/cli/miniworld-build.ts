@@ -2,8 +2,8 @@
  * `hdb miniworld build`: regenerate the bundled mini-world model from seeds (src/miniworld/base-model/recipe.ts).
  *
  *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
- *       [--until vae|diffusion|diffusion-2|diffusion-3|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N]
- *       [--decoder-steps N] [--diffusion-steps N] [--continuation-steps N] [--conditioning-steps N]
+ *       [--until vae|diffusion|diffusion-2|diffusion-3|diffusion-4|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N]
+ *       [--decoder-steps N] [--diffusion-steps N] [--continuation-steps N] [--conditioning-steps N] [--balance-steps N]
  *       [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N]
  *
  * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
@@ -28,7 +28,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     options: {
       out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
       "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" }, "continuation-steps": { type: "string" },
-      "conditioning-steps": { type: "string" },
+      "conditioning-steps": { type: "string" }, "balance-steps": { type: "string" },
       "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" },
     },
   });
@@ -43,6 +43,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
   const decoderSteps = positiveInteger(values["decoder-steps"], "decoder-steps");
   const continuationSteps = positiveInteger(values["continuation-steps"], "continuation-steps");
   const conditioningSteps = positiveInteger(values["conditioning-steps"], "conditioning-steps");
+  const balanceSteps = positiveInteger(values["balance-steps"], "balance-steps");
   const diffusionSteps = positiveInteger(values["diffusion-steps"], "diffusion-steps");
   const batchSize = positiveInteger(values["batch-size"], "batch-size");
   const recipe = baseModelRecipe({
@@ -53,6 +54,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     diffusion: { ...(diffusionSteps === undefined ? {} : { steps: diffusionSteps }), ...(batchSize === undefined ? {} : { batchSize }) },
     continuation: { ...(continuationSteps === undefined ? {} : { steps: continuationSteps }) },
     conditioning: { ...(conditioningSteps === undefined ? {} : { steps: conditioningSteps }) },
+    colourBalance: { ...(balanceSteps === undefined ? {} : { steps: balanceSteps }) },
   });
   const outDir = path.resolve(values.out ?? bundledMiniworldDir());
   const workDir = path.resolve(values.work ?? path.join("build", "miniworld-work"));

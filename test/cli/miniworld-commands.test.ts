@@ -27,7 +27,7 @@ const metrics = path.join(work, "metrics");
 before(async () => {
   const recipe = baseModelRecipe({
     seed: 5, datasetSize: 16, checkpointEvery: 2,
-    vae: { steps: 2, batchSize: 2, warmupSteps: 1, decoderSteps: 1 }, diffusion: { steps: 2, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 1, warmupSteps: 1 },
+    vae: { steps: 2, batchSize: 2, warmupSteps: 1, decoderSteps: 1 }, diffusion: { steps: 2, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 1, warmupSteps: 1 }, colourBalance: { steps: 1, warmupSteps: 1 },
   });
   await buildMiniworld({ recipe, outDir: path.join(work, "out"), workDir: path.join(work, "work"), withMetrics: false });
   manualSeed(0);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { loadSafetensors, setNumThreads, tidy } from "../../src/engine/index.js";
+import { getNumThreads, loadSafetensors, setNumThreads, tidy } from "../../src/engine/index.js";
 import { baseModelRecipe, type BaseModelRecipe } from "../../src/miniworld/base-model/config.js";
 import { buildMiniworld, type BuildRecord } from "../../src/miniworld/base-model/recipe.js";
 
@@ -22,7 +22,7 @@ after(() => rmSync(work, { recursive: true, force: true }));
 const RECIPE = baseModelRecipe({
   seed: 5, datasetSize: 16, checkpointEvery: 2,
   vae: { steps: 5, batchSize: 2, warmupSteps: 1, decoderSteps: 3 },
-  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 3, warmupSteps: 1 },
+  diffusion: { steps: 5, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 3, warmupSteps: 1 }, colourBalance: { steps: 2, warmupSteps: 1 },
 });
 /** Files that must be bit-identical: the float32 stage results, the last checkpoints (weights, EMA, AdamW) and the export. */
 const COMPARED = [
@@ -32,16 +32,17 @@ const COMPARED = [
   "work/diffusion/checkpoint-5/weights.safetensors", "work/diffusion/checkpoint-5/optimizer.safetensors",
   "work/diffusion-2/checkpoint-2/weights.safetensors", "work/diffusion-3/final/unet/diffusion_pytorch_model.safetensors",
   "work/diffusion-3/checkpoint-3/weights.safetensors", "work/diffusion-3/checkpoint-3/optimizer.safetensors",
+  "work/diffusion-4/final/unet/diffusion_pytorch_model.safetensors", "work/diffusion-4/checkpoint-2/weights.safetensors",
   "work/vae-decoder/final/diffusion_pytorch_model.safetensors", "work/vae-decoder/checkpoint-3/weights.safetensors",
 ];
 
 interface Run { finished: boolean; record: BuildRecord; log: string[] }
 
-async function build(dir: string, recipe: BaseModelRecipe, stopAfterSteps?: number): Promise<Run> {
+async function build(dir: string, recipe: BaseModelRecipe, stopAfterSteps?: number, command?: string): Promise<Run> {
   const log: string[] = [];
   const result = await buildMiniworld({
     recipe, outDir: path.join(dir, "out"), workDir: path.join(dir, "work"), log: (line) => log.push(line), withMetrics: false,
-    ...(stopAfterSteps === undefined ? {} : { stopAfterSteps }),
+    ...(stopAfterSteps === undefined ? {} : { stopAfterSteps }), ...(command === undefined ? {} : { command }),
   });
   return { finished: result.finished, record: result.record, log };
 }
@@ -118,18 +119,21 @@ test("a build stopped mid-stage and run again equals an uninterrupted build, bit
   for (const file of base) assertSameFile(path.join(straight, "out/base", file), path.join(resumed, "out/base", file), `base/${file} (run again)`);
 });
 
-test("a finished build asked for more phase-3 steps extends that run, ending where an uninterrupted longer run ends", { timeout: 180_000 }, async () => {
+test("a finished build asked for more phase-4 steps extends that run, ending where an uninterrupted longer run ends", { timeout: 180_000 }, async () => {
   assert.ok(uninterrupted !== undefined, "the resume test above must run first");
   const extended = path.join(work, "extended");
-  const shorter = baseModelRecipe({ ...RECIPE, conditioning: { ...RECIPE.conditioning, steps: 1 } });
-  assert.ok((await build(extended, shorter)).finished);
-  const longer = await build(extended, RECIPE);
+  const shorter = baseModelRecipe({ ...RECIPE, colourBalance: { ...RECIPE.colourBalance, steps: 1 } });
+  assert.ok((await build(extended, shorter, undefined, "first")).finished);
+  const longer = await build(extended, RECIPE, undefined, "longer");
   assert.ok(longer.finished);
-  assert.ok(longer.log.some((line) => /^diffusion-3: resuming from .*checkpoint-1 \(step 1 of 3\)$/.test(line)), longer.log.join("\n"));
-  assert.ok(!longer.log.some((line) => /^(vae|diffusion|diffusion-2): resuming/.test(line)), "the earlier stages must be kept as they are");
+  // build.json keeps both command lines: the one that started the folder and the one that extended it.
+  assert.equal(longer.record.command, "first");
+  assert.deepEqual(longer.record.laterCommands, [{ command: "longer", threads: getNumThreads() }]);
+  assert.ok(longer.log.some((line) => /^diffusion-4: resuming from .*checkpoint-1 \(step 1 of 2\)$/.test(line)), longer.log.join("\n"));
+  assert.ok(!longer.log.some((line) => /^(vae|diffusion|diffusion-2|diffusion-3): resuming/.test(line)), "the earlier stages must be kept as they are");
   for (const file of COMPARED) assertSameFile(path.join(straight, file), path.join(extended, file), `${file} (extended)`);
   for (const file of filesUnder(path.join(straight, "out/base"))) assertSameFile(path.join(straight, "out/base", file), path.join(extended, "out/base", file), `base/${file} (extended)`);
-  assert.equal(longer.record.stages["diffusion-3"]?.steps, 3);
+  assert.equal(longer.record.stages["diffusion-4"]?.steps, 2);
 });
 
 // runStageLoop restarts the running loss sum at a resume, so a record whose window spans the stop averages only
@@ -178,7 +182,7 @@ function runToEnd(args: string[]): Promise<{ code: number | null; stderr: string
 
 const killed = path.join(work, "killed");
 const CLI_ARGS = ["--out", path.join(killed, "out"), "--work", path.join(killed, "work"), "--threads", "1", "--dataset-size", "16",
-  "--vae-steps", "3", "--diffusion-steps", "2", "--continuation-steps", "2", "--conditioning-steps", "1", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
+  "--vae-steps", "3", "--diffusion-steps", "2", "--continuation-steps", "2", "--conditioning-steps", "1", "--balance-steps", "1", "--decoder-steps", "2", "--batch-size", "2", "--checkpoint-every", "1", "--seed", "2", "--until", "export"];
 
 test("hdb miniworld build killed with SIGKILL mid-stage resumes from its last checkpoint", { timeout: 120_000 }, async () => {
   const stopped = await runUntilKilled(CLI_ARGS, path.join(killed, "work/vae/checkpoint-1"));

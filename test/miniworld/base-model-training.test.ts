@@ -94,8 +94,8 @@ test("bad recipes are refused, naming the number", () => {
   assert.throws(() => baseModelRecipe({ vae: { decoderSampling: "balanced" as never } }), /vae\.decoderSampling must be "uniform" or "hair-colour-balanced", got "balanced"/);
 });
 
-test("the decoder stage's balanced sampling draws every hair colour about equally often", async () => {
-  const { hairColourBalancedWeights } = await import("../../src/miniworld/base-model/train-decoder.js");
+test("balanced sampling (decoder stage, diffusion phase 4) draws every hair colour about equally often", async () => {
+  const { hairColourBalancedWeights } = await import("../../src/miniworld/base-model/dataset.js");
   const { identityFromId, HAIR_COLOURS } = await import("../../src/miniworld/identity.js");
   const { Generator, multinomial } = await import("../../src/engine/index.js");
   const samples = planSamples(3000, 0);
@@ -126,8 +126,9 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
   const workDir = path.join(work, "cli-work");
   const cases: [string[], RegExp][] = [
     [["--vae-steps", "0"], /^hdb: --vae-steps must be a positive integer, got '0'$/m],
-    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, diffusion-2, diffusion-3, vae-decoder, export, metrics, got 'nope'$/m],
+    [["--until", "nope"], /^hdb: --until must be one of vae, diffusion, diffusion-2, diffusion-3, diffusion-4, vae-decoder, export, metrics, got 'nope'$/m],
     [["--conditioning-steps", "0.5"], /^hdb: --conditioning-steps must be a positive integer, got '0\.5'$/m],
+    [["--balance-steps", "0"], /^hdb: --balance-steps must be a positive integer, got '0'$/m],
     [["--batch-size", "2.5"], /^hdb: --batch-size must be a positive integer, got '2\.5'$/m],
     [["--diffusion-steps", "many"], /^hdb: --diffusion-steps must be a positive integer, got 'many'$/m],
     [["--vae-steps"], /--vae-steps/],
@@ -143,13 +144,22 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
 
 test("a work folder serves the same recipe, or one whose last (constant-rate) phase is longer", async () => {
   const { sameRecipe } = await import("../../src/miniworld/base-model/recipe.js");
-  const recorded = baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 100 } });
-  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 100 } })));
-  assert.ok(sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 250 } })), "more phase-3 steps extend the run");
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 50 } })), "fewer phase-3 steps cannot be undone");
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 250 }, conditioning: { steps: 100 } })), "phase 3 starts from phase 2's end");
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ continuation: { steps: 100 }, conditioning: { steps: 250, learningRate: 1e-3 } })));
-  assert.ok(!sameRecipe(recorded, baseModelRecipe({ vae: { steps: 999 }, continuation: { steps: 100 }, conditioning: { steps: 100 } })));
+  const recipe = (conditioning: number, colourBalance: number, more: Parameters<typeof baseModelRecipe>[0] = {}): ReturnType<typeof baseModelRecipe> =>
+    baseModelRecipe({ continuation: { steps: 100 }, ...more, conditioning: { steps: conditioning, ...more.conditioning }, colourBalance: { steps: colourBalance } });
+  const recorded = recipe(100, 100);
+  assert.ok(sameRecipe(recorded, recipe(100, 100)));
+  assert.ok(sameRecipe(recorded, recipe(100, 250)), "more phase-4 steps extend the run");
+  assert.ok(!sameRecipe(recorded, recipe(100, 50)), "fewer phase-4 steps cannot be undone");
+  assert.ok(!sameRecipe(recorded, recipe(250, 100)), "phase 4 starts from phase 3's end");
+  assert.ok(!sameRecipe(recorded, recipe(100, 100, { continuation: { steps: 250 } })), "phase 3 starts from phase 2's end");
+  assert.ok(!sameRecipe(recorded, recipe(100, 250, { conditioning: { learningRate: 1e-3 } })));
+  assert.ok(!sameRecipe(recorded, recipe(100, 100, { vae: { steps: 999 } })));
+  // A work folder made before phase 4 existed ends at phase 3: phase 3 may grow and phase 4 follows it.
+  const { colourBalance: _, ...olderRecipe } = recorded;
+  assert.ok(sameRecipe(olderRecipe, recipe(100, 100)));
+  assert.ok(sameRecipe(olderRecipe, recipe(250, 100)), "more phase-3 steps extend the run");
+  assert.ok(!sameRecipe(olderRecipe, recipe(50, 100)), "fewer phase-3 steps cannot be undone");
+  assert.ok(!sameRecipe(olderRecipe, recipe(100, 100, { vae: { steps: 999 } })));
 });
 
 test("phase 3's weights give the steps near pure noise the weight of the middle ones (in x₀ terms), capped at γ", async () => {
@@ -158,7 +168,11 @@ test("phase 3's weights give the steps near pure noise the weight of the middle 
   const { computeSnr, schedulerFromConfig } = await import("../../src/models/schedulers/index.js");
   const { tensor } = await import("../../src/engine/index.js");
   const noise = schedulerFromConfig({ _class_name: "DDPMScheduler", ...MINIWORLD_NOISE_SCHEDULE }, "DDPMScheduler");
-  const [phase1, phase2, phase3] = diffusionPhases(baseModelRecipe(), work);
+  const [phase1, phase2, phase3, phase4] = diffusionPhases(baseModelRecipe(), work);
+  // Phase 4 is phase 3 with balanced sampling, continuing from it.
+  assert.deepEqual({ ...phase4, name: "diffusion-3", sampling: "uniform", continueFrom: phase3.continueFrom, steps: phase3.steps }, phase3);
+  assert.equal(phase4.sampling, "hair-colour-balanced");
+  assert.equal(phase4.continueFrom, path.join(work, "diffusion-3"));
   const timesteps = tensor([999, 600, 300, 50, 0], { dtype: "int64" });
   const snr = computeSnr(noise, timesteps).data() as Float32Array;
   assert.equal(phaseLossWeights(phase1, noise, timesteps), null);

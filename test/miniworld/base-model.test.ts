@@ -34,7 +34,7 @@ const baseDir = path.join(outDir, "base");
 const RECIPE = baseModelRecipe({
   seed: 3, datasetSize: 16, checkpointEvery: 2,
   vae: { steps: 2, batchSize: 2, warmupSteps: 1, decoderSteps: 2 },
-  diffusion: { steps: 3, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 2, warmupSteps: 1 },
+  diffusion: { steps: 3, batchSize: 2, warmupSteps: 1 }, continuation: { steps: 2, warmupSteps: 1 }, conditioning: { steps: 2, warmupSteps: 1 }, colourBalance: { steps: 2, warmupSteps: 1 },
 });
 const PROMPTS = ["a face as a pencil sketch", "a photo of a woman with long wavy red hair"];
 const GENERATION = { steps: 3, guidance: 7.5, seed: 11 };
@@ -79,11 +79,11 @@ test("a tiny build writes a float16 diffusers folder, EMA weights and build.json
   assert.deepEqual(record.recipe, RECIPE);
   assert.equal(record.command, "test");
   assert.equal(record.threads, 1);
-  for (const stage of ["dataset", "vae", "diffusion", "diffusion-2", "diffusion-3", "vae-decoder", "export"] as const) {
+  for (const stage of ["dataset", "vae", "diffusion", "diffusion-2", "diffusion-3", "diffusion-4", "vae-decoder", "export"] as const) {
     const seconds = record.stages[stage]?.seconds;
     assert.ok(seconds !== undefined && Number.isFinite(seconds) && seconds > 0, `build.json: ${stage} seconds ${seconds}`);
   }
-  for (const [stage, steps] of [["vae", RECIPE.vae.steps], ["diffusion", RECIPE.diffusion.steps], ["diffusion-2", RECIPE.continuation.steps], ["diffusion-3", RECIPE.conditioning.steps], ["vae-decoder", RECIPE.vae.decoderSteps]] as const) {
+  for (const [stage, steps] of [["vae", RECIPE.vae.steps], ["diffusion", RECIPE.diffusion.steps], ["diffusion-2", RECIPE.continuation.steps], ["diffusion-3", RECIPE.conditioning.steps], ["diffusion-4", RECIPE.colourBalance.steps], ["vae-decoder", RECIPE.vae.decoderSteps]] as const) {
     const entry = record.stages[stage]!;
     assert.equal(entry.steps, steps, `build.json: ${stage} steps`);
     assert.ok(Number.isFinite(entry.finalLoss) && entry.finalLoss! > 0, `build.json: ${stage} final loss ${entry.finalLoss}`);
@@ -98,14 +98,14 @@ test("a tiny build writes a float16 diffusers folder, EMA weights and build.json
   assert.equal(record.baseModelBytes, bytes);
   assert.deepEqual(readJson<BuildRecord>(path.join(workDir, "build.json")), record);
 
-  // The exported UNet and text encoder are the diffusion stage's EMA weights, cast to float16 (not the last step's).
-  const checkpoint = loadSafetensors(path.join(workDir, "diffusion-3", `checkpoint-${RECIPE.conditioning.steps}`, "weights.safetensors")).tensors;
+  // The exported UNet and text encoder are the last diffusion phase's EMA weights, cast to float16 (not the last step's).
+  const checkpoint = loadSafetensors(path.join(workDir, "diffusion-4", `checkpoint-${RECIPE.colourBalance.steps}`, "weights.safetensors")).tensors;
   const exported = new Map<string, Tensor>([
     ...[...loadSafetensors(path.join(baseDir, weightFiles[0]!)).tensors].map(([k, t]) => [`unet.${k}`, t] as const),
     ...[...loadSafetensors(path.join(baseDir, weightFiles[2]!)).tensors].map(([k, t]) => [`text_encoder.${k}`, t] as const),
   ]);
-  const unet = UNet2DConditionModel.fromPretrained(path.join(workDir, "diffusion-3/final/unet"));
-  const textEncoder = CLIPTextModel.fromPretrained(path.join(workDir, "diffusion-3/final/text_encoder"));
+  const unet = UNet2DConditionModel.fromPretrained(path.join(workDir, "diffusion-4/final/unet"));
+  const textEncoder = CLIPTextModel.fromPretrained(path.join(workDir, "diffusion-4/final/text_encoder"));
   const names: string[] = [...unet.namedParameters().map(([k]) => `unet.${k}`), ...textEncoder.namedParameters().map(([k]) => `text_encoder.${k}`)];
   const final = new Map<string, Tensor>([...[...unet.stateDict()].map(([k, t]) => [`unet.${k}`, t] as const), ...[...textEncoder.stateDict()].map(([k, t]) => [`text_encoder.${k}`, t] as const)]);
   let emaError = 0;

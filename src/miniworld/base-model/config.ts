@@ -1,6 +1,7 @@
 /**
  * The mini-world base model: Stable Diffusion's architecture (AutoencoderKL + CLIP text encoder +
- * UNet2DConditionModel, DDPM noise schedule) at a width that trains on two CPU cores in about an hour.
+ * UNet2DConditionModel, DDPM noise schedule) at a width chosen for two CPU cores (the recipe takes about 4.5 h
+ * there; build.json records every stage's time).
  *
  * Sizes: 64 × 64 RGB images, a VAE with three levels (two downsamplings) giving 4 × 16 × 16 latents, a UNet
  * with three levels (16 → 8 → 4) whose every level cross-attends to the text, and a 3-layer CLIP text encoder
@@ -63,7 +64,8 @@ export const MINIWORLD_NOISE_SCHEDULE = {
   timestep_spacing: "leading",
 } as const;
 
-export type DecoderSampling = "uniform" | "hair-colour-balanced";
+/** Which training images a stage draws: as the data falls, or every hair colour equally often (dataset.ts). */
+export type ImageSampling = "uniform" | "hair-colour-balanced";
 
 /** The training recipe: every number that decides the result, in one object (recorded in build.json). */
 export interface BaseModelRecipe {
@@ -74,7 +76,7 @@ export interface BaseModelRecipe {
    * `decoderSteps`: the decoder's fine-tuning with the encoder frozen (train-decoder.ts), same batch and rate;
    * `decoderSampling`: which images it sees (all hair colours equally often, or as the data falls).
    */
-  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number; decoderSampling: DecoderSampling };
+  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number; decoderSampling: ImageSampling };
   diffusion: {
     steps: number;
     batchSize: number;
@@ -94,6 +96,11 @@ export interface BaseModelRecipe {
    * and scene, weigh as much as the rest (truncated-SNR weights capped at γ).
    */
   conditioning: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
+  /**
+   * Phase 4 (train-diffusion.ts): as phase 3, but every hair colour is drawn equally often, so the rare colours
+   * (pink, green, purple, blue, white: 3 % of the images each) are learned as well as the common ones.
+   */
+  colourBalance: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
   checkpointEvery: number;
 }
 
@@ -107,6 +114,7 @@ export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freez
   },
   continuation: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
   conditioning: { steps: 12_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
+  colourBalance: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
   checkpointEvery: 250,
 });
 
@@ -114,7 +122,7 @@ export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freez
 export function baseModelRecipe(overrides: {
   seed?: number; datasetSize?: number; checkpointEvery?: number;
   vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>; continuation?: Partial<BaseModelRecipe["continuation"]>;
-  conditioning?: Partial<BaseModelRecipe["conditioning"]>;
+  conditioning?: Partial<BaseModelRecipe["conditioning"]>; colourBalance?: Partial<BaseModelRecipe["colourBalance"]>;
 } = {}): BaseModelRecipe {
   const d = DEFAULT_BASE_MODEL_RECIPE;
   const recipe: BaseModelRecipe = {
@@ -124,10 +132,11 @@ export function baseModelRecipe(overrides: {
     diffusion: { ...d.diffusion, ...overrides.diffusion },
     continuation: { ...d.continuation, ...overrides.continuation },
     conditioning: { ...d.conditioning, ...overrides.conditioning },
+    colourBalance: { ...d.colourBalance, ...overrides.colourBalance },
     checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
   };
   for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
-    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["conditioning.steps", recipe.conditioning.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
+    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["conditioning.steps", recipe.conditioning.steps], ["colourBalance.steps", recipe.colourBalance.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
     if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
   }
   if (recipe.vae.decoderSampling !== "uniform" && recipe.vae.decoderSampling !== "hair-colour-balanced") {

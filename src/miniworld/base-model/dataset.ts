@@ -10,8 +10,9 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { fromBytes, loadSafetensors, saveSafetensors, type Tensor } from "../../engine/index.js";
+import { fromBytes, loadSafetensors, saveSafetensors, tensor, type Tensor } from "../../engine/index.js";
 import { caption, facePrompt } from "../captions.js";
+import { identityFromId } from "../identity.js";
 import { Random } from "../random.js";
 import { renderFaces } from "../render.js";
 import { splitIds } from "../splits.js";
@@ -79,4 +80,15 @@ export async function renderDataset(samples: readonly WorldSample[], seed: numbe
   const images = fromBytes(pixels, "uint8", [samples.length, IMAGE_SIZE, IMAGE_SIZE, 3]);
   saveSafetensors(file, { images }, { seed: String(seed), count: String(samples.length) });
   return images;
+}
+
+/**
+ * Sampling weights (for `multinomial`) 1 / (number of training images with that hair colour): every colour is
+ * drawn equally often (`hair-colour-balanced` sampling: the decoder stage and diffusion phase 4).
+ */
+export function hairColourBalancedWeights(samples: readonly WorldSample[]): Tensor {
+  const colours = samples.map((s) => identityFromId(s.id).hair.colour);
+  const counts = new Map<string, number>();
+  for (const c of colours) counts.set(c, (counts.get(c) ?? 0) + 1);
+  return tensor(Float64Array.from(colours, (c) => 1 / counts.get(c)!));
 }

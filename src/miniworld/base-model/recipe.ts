@@ -5,7 +5,8 @@
  *   2. vae        train the AutoencoderKL                      (train-vae.ts)
  *   3. diffusion  train the UNet and the CLIP text encoder     (train-diffusion.ts), then diffusion-2 continues
  *                 it (constant rate, min-SNR-γ, posterior means) and diffusion-3 continues that with the
- *                 high-noise steps weighted up, so the words are learned (truncated-SNR weights)
+ *                 high-noise steps weighted up, so the words are learned (truncated-SNR weights), and
+ *                 diffusion-4 continues that with every hair colour drawn equally often
  *   4. vae-decoder  fine-tune the VAE decoder, encoder frozen  (train-decoder.ts)
  *   5. export     write the diffusers folder <out>/base (float16 weights, PNDM scheduler as SD1.5 ships)
  *   6. metrics    the identity and prompt-fidelity networks, trained and checked (metrics-stage.ts)
@@ -30,7 +31,7 @@ import { finetuneDecoder } from "./train-decoder.js";
 import { diffusionPhases, trainDiffusion, type DiffusionStageResult } from "./train-diffusion.js";
 import { trainVae } from "./train-vae.js";
 
-export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "diffusion-3", "vae-decoder", "export", "metrics"] as const;
+export const BUILD_STAGES = ["vae", "diffusion", "diffusion-2", "diffusion-3", "diffusion-4", "vae-decoder", "export", "metrics"] as const;
 export type BuildStage = (typeof BUILD_STAGES)[number];
 
 /** Where the bundled default lives in the package: models/miniworld (base/ and metrics/). */
@@ -63,10 +64,16 @@ export interface StageRecord {
   losses?: LossRecord[];
 }
 
+/** A recipe as recorded in a work folder's build.json (phase 4 may be missing: see sameRecipe). */
+export type RecordedRecipe = Omit<BaseModelRecipe, "colourBalance"> & Partial<Pick<BaseModelRecipe, "colourBalance">>;
+
 export interface BuildRecord {
   recipe: BaseModelRecipe;
+  /** The command that started the work folder, and its thread count. */
   command: string;
   threads: number;
+  /** Later commands on the same work folder that differ from the one before (a longer last phase, other threads). */
+  laterCommands?: { command: string; threads: number }[];
   stages: Partial<Record<BuildStage | "dataset", StageRecord>>;
   scalingFactor?: number;
   /** Bytes of every file under <out>/base. */
@@ -92,8 +99,11 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   if (!sameRecipe(record.recipe, recipe)) {
     throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
   }
-  // Phase 3 runs at a constant rate with per-step seeds, so more conditioning steps extend the same run exactly.
+  // The last phase runs at a constant rate with per-step seeds, so more of its steps extend the same run exactly.
   record.recipe = recipe;
+  const previous = record.laterCommands?.at(-1) ?? { command: record.command, threads: record.threads };
+  const current = { command: options.command ?? "", threads: getNumThreads() };
+  if (current.command !== previous.command || current.threads !== previous.threads) (record.laterCommands ??= []).push(current);
   mkdirSync(workDir, { recursive: true });
   const saveRecord = (): void => writeJsonAtomic(recordFile, record);
   // Recorded before any training, so a killed first stage cannot be resumed with another recipe.
@@ -203,9 +213,13 @@ function folderBytes(dir: string): number {
 
 /**
  * Whether a work folder made with `recorded` can serve `requested`: the same recipe, except that the last
- * diffusion phase (conditioning) may be longer, since its first steps are the same either way.
+ * diffusion phase may be longer, since its first steps are the same either way. Work folders made before
+ * phase 4 existed record no `colourBalance`: their last phase is phase 3, and phase 4 continues it.
  */
-export function sameRecipe(recorded: BaseModelRecipe, requested: BaseModelRecipe): boolean {
-  const withoutLastSteps = (r: BaseModelRecipe): string => JSON.stringify({ ...r, conditioning: { ...r.conditioning, steps: 0 } });
-  return withoutLastSteps(recorded) === withoutLastSteps(requested) && requested.conditioning.steps >= recorded.conditioning.steps;
+export function sameRecipe(recorded: RecordedRecipe, requested: BaseModelRecipe): boolean {
+  const last = recorded.colourBalance === undefined ? "conditioning" : "colourBalance";
+  const withoutLastSteps = (r: RecordedRecipe): string => JSON.stringify({
+    ...r, colourBalance: last === "conditioning" ? undefined : r.colourBalance, [last]: { ...r[last], steps: 0 },
+  });
+  return withoutLastSteps(recorded) === withoutLastSteps(requested) && requested[last].steps >= recorded[last]!.steps;
 }

@@ -13,14 +13,13 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, manualSeed, mseLoss, multinomial, randint, randn, tensor, tidy, type Tensor } from "../../engine/index.js";
+import { Generator, manualSeed, mseLoss, multinomial, randint, randn, tidy } from "../../engine/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
-import { identityFromId } from "../identity.js";
 import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import type { StageState } from "./checkpoint.js";
 import { imageBatch } from "../../pipeline/images.js";
-import type { WorldSample } from "./dataset.js";
+import { hairColourBalancedWeights, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
@@ -30,14 +29,6 @@ export interface DecoderStageResult {
   dir: string;
   state: StageState;
   finished: boolean;
-}
-
-/** Sampling weights 1 / (number of training images with that hair colour): every colour is drawn equally often. */
-export function hairColourBalancedWeights(samples: readonly WorldSample[]): Tensor {
-  const colours = samples.map((s) => identityFromId(s.id).hair.colour);
-  const counts = new Map<string, number>();
-  for (const c of colours) counts.set(c, (counts.get(c) ?? 0) + 1);
-  return tensor(Float64Array.from(colours, (c) => 1 / counts.get(c)!));
 }
 
 export async function finetuneDecoder(options: StageOptions & { vaeDir: string; samples: readonly WorldSample[] }): Promise<DecoderStageResult> {
