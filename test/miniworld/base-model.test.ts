@@ -3,7 +3,8 @@
 // stage, and build.json; our StableDiffusionPipeline loads it and generates 64 × 64 images. Then diffusers
 // itself (test/miniworld/base_model_oracle.py, the .venv Python) loads the same folder: its UNet and text-encoder
 // outputs, tokenization and txt2img images for two prompts must equal ours (≤ 1e-4 on module outputs, ≤ 1/255
-// on pixels), and our ExponentialMovingAverage must follow diffusers' EMAModel.
+// on pixels), and our ExponentialMovingAverage must follow diffusers' EMAModel. The same comparison runs on the
+// bundled default, models/miniworld/base.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
@@ -140,34 +141,20 @@ test("a tiny build writes a float16 diffusers folder, EMA weights and build.json
   built = true;
 });
 
-test("diffusers loads <out>/base and gives our module outputs, tokens and images", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
-  assert.ok(built, "the build test above must pass first");
+/**
+ * Our pipeline and diffusers (base_model_oracle.py) on the same diffusers folder: UNet and text-encoder outputs on
+ * random inputs, tokenization and txt2img images of PROMPTS. `extraInputs` go to the oracle too (the EMA case).
+ * Returns the largest differences and the oracle's output file.
+ */
+async function compareWithDiffusers(folder: string, name: string, extraInputs: Map<string, Tensor> = new Map()): Promise<{ errors: Record<string, number>; outPath: string }> {
   const generator = new Generator("cpu", 1234);
-  const pipeline = await StableDiffusionPipeline.fromPretrained(baseDir);
-  const inputs = new Map<string, Tensor>();
+  const pipeline = await StableDiffusionPipeline.fromPretrained(folder);
+  const inputs = new Map<string, Tensor>(extraInputs);
   const { inputIds } = pipeline.tokenizer.call(PROMPTS, { padding: "max_length", maxLength: pipeline.tokenizer.modelMaxLength, truncation: true });
   inputs.set("unet.sample", randn([2, 4, 16, 16], { generator }));
   inputs.set("unet.timestep", tensor([417, 31], { dtype: "int64" }));
   inputs.set("unet.encoder_hidden_states", randn([2, 77, 128], { generator }));
   inputs.set("text.input_ids", tensor(inputIds, { dtype: "int64" }));
-
-  // The EMA case: two tensors, an initial value and five updates (the warm-up and the decay cap at 0.3).
-  const initial = [randn([3, 4], { generator }), randn([5], { generator })];
-  initial.forEach((v, i) => inputs.set(`ema.initial.${i}`, v));
-  const parameters = initial.map((v) => v.clone());
-  const ema = new ExponentialMovingAverage(parameters, EMA_DECAY);
-  for (let k = 0; k < 5; k++) {
-    parameters.forEach((p, i) => {
-      const value = randn(p.shape, { generator });
-      inputs.set(`ema.value.${k}.${i}`, value);
-      noGrad(() => p.copy_(value));
-    });
-    ema.update();
-    ema.shadow.forEach((s, i) => ourShadows.set(`ema.shadow.${k}.${i}`, s.clone()));
-  }
-  ema.dispose();
-
   const ours = noGrad(() => tidy(() => {
     const text = pipeline.textEncoder.forward(inputs.get("text.input_ids")!);
     const generated = pipeline.generate({ prompt: PROMPTS, steps: GENERATION.steps, guidanceScale: GENERATION.guidance, seed: GENERATION.seed });
@@ -181,16 +168,15 @@ test("diffusers loads <out>/base and gives our module outputs, tokens and images
   pipeline.dispose();
   assert.deepEqual(ours.image.shape, [2, 64, 64, 3]);
 
-  const inputsPath = path.join(work, "oracle-inputs.safetensors");
+  const inputsPath = path.join(work, `${name}-oracle-inputs.safetensors`);
   saveSafetensors(inputsPath, inputs);
-  const outPath = path.join(work, "oracle.safetensors");
-  const spec = path.join(work, "oracle-spec.json");
-  writeFileSync(spec, JSON.stringify({ pipeline: baseDir, inputs: inputsPath, out: outPath, prompts: PROMPTS, ema_decay: EMA_DECAY, ...GENERATION }));
+  const outPath = path.join(work, `${name}-oracle.safetensors`);
+  const spec = path.join(work, `${name}-oracle-spec.json`);
+  writeFileSync(spec, JSON.stringify({ pipeline: folder, inputs: inputsPath, out: outPath, prompts: PROMPTS, ema_decay: EMA_DECAY, ...GENERATION }));
   const started = Date.now();
   const run = spawnSync(python, [path.join(root, "test/miniworld/base_model_oracle.py"), spec], { encoding: "utf8" });
   assert.equal(run.status, 0, `the diffusers oracle failed:\n${run.stderr}${run.stdout}`);
   const expected = loadSafetensors(outPath).tensors;
-  oracleOutput = outPath;
   const loaded = readJson<{ scheduler: string }>(`${outPath}.json`);
   assert.equal(loaded.scheduler, "PNDMScheduler");
 
@@ -201,14 +187,50 @@ test("diffusers loads <out>/base and gives our module outputs, tokens and images
     textPooled: maxAbs(ours.textPooled, expected.get("text_pooled")!),
     image: maxAbs(ours.image, expected.get("image")!),
   };
-  console.log(`ours vs diffusers on the exported base model (${((Date.now() - started) / 1000).toFixed(1)} s in Python): ${JSON.stringify(errors)}`);
-  assert.ok(errors.unet <= MODULE_BAR, `UNet output differs by ${errors.unet}`);
-  assert.ok(errors.text <= MODULE_BAR && errors.textPooled <= MODULE_BAR, `text-encoder output differs by ${errors.text} (pooled ${errors.textPooled})`);
-  assert.ok(errors.image <= PIXEL_BAR, `images differ by ${errors.image}`);
+  console.log(`ours vs diffusers on ${name} (${((Date.now() - started) / 1000).toFixed(1)} s in Python): ${JSON.stringify(errors)}`);
   assert.ok(tidy(() => ours.image.std().item()) > 1e-3, "the generated images must not be flat");
+  for (const x of [...inputs.values(), ...expected.values(), ...Object.values(ours)]) x.dispose();
+  return { errors, outPath };
+}
 
-  for (const tensors of [inputs, expected]) for (const x of tensors.values()) x.dispose();
-  for (const x of [...Object.values(ours), ...initial, ...parameters]) x.dispose();
+function assertWithinBars(errors: Record<string, number>): void {
+  assert.ok(errors.unet! <= MODULE_BAR, `UNet output differs by ${errors.unet}`);
+  assert.ok(errors.text! <= MODULE_BAR && errors.textPooled! <= MODULE_BAR, `text-encoder output differs by ${errors.text} (pooled ${errors.textPooled})`);
+  assert.ok(errors.image! <= PIXEL_BAR, `images differ by ${errors.image}`);
+}
+
+test("diffusers loads <out>/base and gives our module outputs, tokens and images", { timeout: 120_000 }, async (t) => {
+  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  assert.ok(built, "the build test above must pass first");
+  // The EMA case: two tensors, an initial value and five updates (the warm-up and the decay cap at 0.3).
+  const generator = new Generator("cpu", 4321);
+  const emaInputs = new Map<string, Tensor>();
+  const initial = [randn([3, 4], { generator }), randn([5], { generator })];
+  initial.forEach((v, i) => emaInputs.set(`ema.initial.${i}`, v));
+  const parameters = initial.map((v) => v.clone());
+  const ema = new ExponentialMovingAverage(parameters, EMA_DECAY);
+  for (let k = 0; k < 5; k++) {
+    parameters.forEach((p, i) => {
+      const value = randn(p.shape, { generator });
+      emaInputs.set(`ema.value.${k}.${i}`, value);
+      noGrad(() => p.copy_(value));
+    });
+    ema.update();
+    ema.shadow.forEach((s, i) => ourShadows.set(`ema.shadow.${k}.${i}`, s.clone()));
+  }
+  ema.dispose();
+  for (const x of parameters) x.dispose();
+
+  const { errors, outPath } = await compareWithDiffusers(baseDir, "the tiny build's base", emaInputs);
+  oracleOutput = outPath;
+  assertWithinBars(errors);
+});
+
+// The bundled default itself (models/miniworld/base, what `npm start` runs on) must load in diffusers too.
+test("diffusers loads the bundled models/miniworld/base and gives our module outputs, tokens and images", { timeout: 120_000 }, async (t) => {
+  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  const { errors } = await compareWithDiffusers(path.join(root, "models", "miniworld", "base"), "the bundled base");
+  assertWithinBars(errors);
 });
 
 // ExponentialMovingAverage follows diffusers' EMAModel warm-up: the first update uses decay 0 (the shadow becomes
