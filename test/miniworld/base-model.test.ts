@@ -143,7 +143,8 @@ test("a tiny build writes a float16 diffusers folder, EMA weights and build.json
 
 /**
  * Our pipeline and diffusers (base_model_oracle.py) on the same diffusers folder: UNet and text-encoder outputs on
- * random inputs, tokenization and txt2img images of PROMPTS. `extraInputs` go to the oracle too (the EMA case).
+ * random inputs, tokenization and txt2img images of PROMPTS. `extraInputs` go to the oracle too (the EMA case)
+ * and are disposed with the other inputs.
  * Returns the largest differences and the oracle's output file.
  */
 async function compareWithDiffusers(folder: string, name: string, extraInputs: Map<string, Tensor> = new Map()): Promise<{ errors: Record<string, number>; outPath: string }> {

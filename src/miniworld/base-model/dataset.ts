@@ -10,13 +10,14 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { fromBytes, loadSafetensors, saveSafetensors, tensor, type Tensor } from "../../engine/index.js";
+import { fromBytes, loadSafetensors, multinomial, randint, saveSafetensors, tensor, type Generator, type Tensor } from "../../engine/index.js";
 import { caption, facePrompt } from "../captions.js";
 import { identityFromId } from "../identity.js";
 import { Random } from "../random.js";
 import { renderFaces } from "../render.js";
 import { splitIds } from "../splits.js";
 import { STYLES, type StyleName } from "../styles.js";
+import type { ImageSampling } from "./config.js";
 
 export interface WorldSample {
   id: number;
@@ -91,4 +92,16 @@ export function hairColourBalancedWeights(samples: readonly WorldSample[]): Tens
   const counts = new Map<string, number>();
   for (const c of colours) counts.set(c, (counts.get(c) ?? 0) + 1);
   return tensor(Float64Array.from(colours, (c) => 1 / counts.get(c)!));
+}
+
+/** Draws the rows of each training batch (int64 indices into `samples`) as a stage's `ImageSampling` says. */
+export interface BatchSampler {
+  draw(batchSize: number, generator: Generator): Tensor;
+  dispose(): void;
+}
+
+export function batchSampler(samples: readonly WorldSample[], sampling: ImageSampling): BatchSampler {
+  if (sampling === "uniform") return { draw: (batchSize, generator) => randint(0, samples.length, [batchSize], { generator }), dispose: () => {} };
+  const weights = hairColourBalancedWeights(samples);
+  return { draw: (batchSize, generator) => multinomial(weights, batchSize, { replacement: true, generator }), dispose: () => weights.dispose() };
 }

@@ -13,13 +13,13 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, manualSeed, mseLoss, multinomial, randint, randn, tidy } from "../../engine/index.js";
+import { Generator, manualSeed, mseLoss, randn, tidy } from "../../engine/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
 import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
 import type { StageState } from "./checkpoint.js";
 import { imageBatch } from "../../pipeline/images.js";
-import { hairColourBalancedWeights, type WorldSample } from "./dataset.js";
+import { batchSampler, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
@@ -52,7 +52,7 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
   const generator = new Generator();
   const count = images.shape[0]!;
   if (options.samples.length !== count) throw new Error(`vae-decoder: ${options.samples.length} samples planned for ${count} images`);
-  const weights = r.decoderSampling === "hair-colour-balanced" ? hairColourBalancedWeights(options.samples) : undefined;
+  const sampler = batchSampler(options.samples, r.decoderSampling);
   try {
     const { state, finished } = await runStageLoop({
       name: "vae-decoder", stageDir, steps: r.decoderSteps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
@@ -60,9 +60,7 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
       restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
       trainStep: (step) => tidy(() => {
         const g = stepGenerator(generator, recipe.seed, 3, step);
-        const indices = weights === undefined
-          ? randint(0, count, [r.batchSize], { generator: g })
-          : multinomial(weights, r.batchSize, { replacement: true, generator: g });
+        const indices = sampler.draw(r.batchSize, g);
         const x = imageBatch(images, indices);
         const mean = posterior.mean.indexSelect(0, indices);
         const z = mean.add(posterior.std.indexSelect(0, indices).mul(randn(mean.shape, { generator: g })));
@@ -84,7 +82,7 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
     return result;
   } finally {
     vae.dispose();
-    weights?.dispose();
+    sampler.dispose();
     posterior.mean.dispose();
     posterior.std.dispose();
   }

@@ -14,7 +14,7 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, keep, manualSeed, mseLoss, multinomial, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
+import { Generator, keep, manualSeed, mseLoss, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
 import { AdamW, constantWithWarmupSchedule, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
 import { minSnrWeights } from "../../lidb/training/objective.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
@@ -26,7 +26,7 @@ import { saveCLIPTextModel, saveDiffusersModel, writeJsonAtomic } from "../../pi
 import { writeVocabulary } from "../vocabulary.js";
 import { latestStageCheckpoint, withPrefix, type StageState } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG, type BaseModelRecipe, type ImageSampling } from "./config.js";
-import { hairColourBalancedWeights, type WorldSample } from "./dataset.js";
+import { batchSampler, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
 import { runStageLoop } from "./stage-loop.js";
 import { stepGenerator, type StageOptions } from "./train-vae.js";
@@ -61,7 +61,7 @@ export interface DiffusionPhase {
   /** The ε-MSE's per-sample weights (see above), with γ for the two SNR weightings. */
   weighting: LossWeighting;
   latents: "sample" | "mean";
-  /** Which images the batches are drawn from (dataset.ts: hairColourBalancedWeights). */
+  /** Which images the batches are drawn from (dataset.ts: batchSampler). */
   sampling: ImageSampling;
   /** The stage folder whose last checkpoint (weights and EMA) this phase starts from. */
   continueFrom?: string;
@@ -181,8 +181,7 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
     log(`${phase.name}: starting from ${start.dir} (step ${start.state.step})`);
   }
   const generator = new Generator();
-  const count = samples.length;
-  const sampleWeights = phase.sampling === "hair-colour-balanced" ? hairColourBalancedWeights(samples) : undefined;
+  const sampler = batchSampler(samples, phase.sampling);
   const { state, finished } = await runStageLoop({
     name: phase.name, stageDir, steps: phase.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, ema,
     maxGradNorm: r.maxGradNorm,
@@ -191,8 +190,7 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
     trainStep: (step) => tidy(() => {
       const g = stepGenerator(generator, recipe.seed, PHASE_STREAMS[phase.name], step);
       const batch = r.batchSize;
-      const indices = sampleWeights === undefined ? randint(0, count, [batch], { generator: g })
-        : multinomial(sampleWeights, batch, { replacement: true, generator: g });
+      const indices = sampler.draw(batch, g);
       const u = rand([batch], { generator: g }).unsqueeze(1);
       const ids = where(u.lt(r.emptyCaptionRate), emptyIds.expand(batch, -1),
         where(u.lt(r.emptyCaptionRate + r.shortCaptionRate), shortIds.indexSelect(0, indices), captionIds.indexSelect(0, indices)));
@@ -213,7 +211,7 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
     ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
   });
   for (const t of [captionIds, shortIds, emptyIds, posterior.mean, posterior.std]) t.dispose();
-  sampleWeights?.dispose();
+  sampler.dispose();
   noise.dispose();
   const result: DiffusionStageResult = {
     unetDir: path.join(finalDir, "unet"), textEncoderDir: path.join(finalDir, "text_encoder"), tokenizerDir, state, finished,
