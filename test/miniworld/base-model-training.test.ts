@@ -91,6 +91,7 @@ test("bad recipes are refused, naming the number", () => {
   assert.throws(() => baseModelRecipe({ vae: { steps: 0 } }), /^Error: base model recipe: vae\.steps must be a positive integer, got 0$/);
   assert.throws(() => baseModelRecipe({ diffusion: { batchSize: 2.5 } }), /diffusion\.batchSize must be a positive integer, got 2\.5/);
   assert.throws(() => baseModelRecipe({ checkpointEvery: -1 }), /checkpointEvery must be a positive integer, got -1/);
+  assert.throws(() => baseModelRecipe({ colourBalance: { steps: 0 } }), /colourBalance\.steps must be a positive integer, got 0/);
   assert.throws(() => baseModelRecipe({ vae: { decoderSampling: "balanced" as never } }), /vae\.decoderSampling must be "uniform" or "hair-colour-balanced", got "balanced"/);
 });
 
