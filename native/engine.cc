@@ -23,6 +23,7 @@
 #include <node_api.h>
 
 #include <ATen/ATen.h>
+#include <ATen/DeviceAccelerator.h>
 #include <ATen/Parallel.h>
 #include <ATen/autocast_mode.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -30,6 +31,7 @@
 #include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/core/GradMode.h>
 #include <torch/csrc/autograd/autograd.h>
+#include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 #include <torch/version.h>
 
@@ -794,6 +796,40 @@ napi_value Synchronize(napi_env env, const Args& a) {
   return undefined(env);
 }
 
+// deviceMemory(device, reset) -> the caching allocator's counters for an accelerator device, as
+// torch.cuda.memory_stats() reports them (allocated = held by live tensors, reserved = taken from the device by
+// the cache), current and peak, in bytes; `reset` then clears the peaks (torch.cuda.reset_peak_memory_stats).
+// Uses the device-generic allocator interface, so no CUDA header is needed and a CPU build reports an error.
+napi_value DeviceMemory(napi_env env, const Args& a) {
+  c10::Device device(getString(env, a[0], "device"));
+  bool reset = getBool(env, a[1], "reset");
+  if (device.is_cpu()) throw JsError("deviceMemory: the CPU has no caching allocator; ask for an accelerator device such as cuda:0");
+  if (device.is_cuda() && !at::detail::getCUDAHooks().hasCUDA()) throw JsError("deviceMemory: this libtorch has no CUDA device");
+  c10::DeviceIndex index = device.has_index() ? device.index() : 0;
+  at::globalContext().lazyInitDevice(device.type());  // the allocator's per-device state exists only after this
+  auto* allocator = c10::getDeviceAllocator(device.type());
+  const auto stats = allocator->getDeviceStats(index);
+  const auto all = static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE);
+  napi_value obj;
+  NAPI_OK(napi_create_object(env, &obj));
+  setProperty(env, obj, "allocated", number(env, static_cast<double>(stats.allocated_bytes[all].current)));
+  setProperty(env, obj, "peakAllocated", number(env, static_cast<double>(stats.allocated_bytes[all].peak)));
+  setProperty(env, obj, "reserved", number(env, static_cast<double>(stats.reserved_bytes[all].current)));
+  setProperty(env, obj, "peakReserved", number(env, static_cast<double>(stats.reserved_bytes[all].peak)));
+  if (reset) allocator->resetPeakStats(index);
+  return obj;
+}
+
+// emptyCache(device) -> returns the cached, unused blocks of an accelerator device to it (torch.cuda.empty_cache).
+napi_value EmptyCache(napi_env env, const Args& a) {
+  c10::Device device(getString(env, a[0], "device"));
+  if (device.is_cpu()) return undefined(env);
+  if (device.is_cuda() && !at::detail::getCUDAHooks().hasCUDA()) return undefined(env);
+  at::globalContext().lazyInitDevice(device.type());
+  c10::getDeviceAllocator(device.type())->emptyCache();
+  return undefined(env);
+}
+
 // buildInfo() -> what this addon was compiled against and which libtorch it actually loaded.
 napi_value BuildInfo(napi_env env, const Args&) {
   napi_value obj;
@@ -850,6 +886,8 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"autocastNest", guarded<AutocastNest>},
       {"devices", guarded<Devices>},
       {"synchronize", guarded<Synchronize>},
+      {"deviceMemory", guarded<DeviceMemory>},
+      {"emptyCache", guarded<EmptyCache>},
       {"buildInfo", guarded<BuildInfo>},
   };
   for (const auto& entry : entries) {

@@ -1,5 +1,7 @@
 /** The compute runtime: threads, devices, synchronisation and what libtorch this is. */
-import { native } from "./native/addon.js";
+import { native, type DeviceMemory } from "./native/addon.js";
+
+export type { DeviceMemory };
 
 /** Intra-op threads of libtorch (torch.set_num_threads). */
 export function setNumThreads(n: number): void {
@@ -29,6 +31,21 @@ export function defaultDevice(): string {
 /** Waits for queued device work (a no-op on CPU); needed around timings on CUDA. */
 export function synchronize(device = "cpu"): void {
   native.synchronize(device);
+}
+
+/**
+ * Bytes the caching allocator of an accelerator device holds for live tensors (`allocated`) and has taken from
+ * the device (`reserved`), now and at their peak since the last reset, as torch.cuda.memory_allocated /
+ * max_memory_allocated / memory_reserved / max_memory_reserved. `{ resetPeak: true }` clears the peaks after
+ * reading them (torch.cuda.reset_peak_memory_stats). Throws for "cpu" and on a libtorch without that device.
+ */
+export function deviceMemory(device: string, options: { resetPeak?: boolean } = {}): DeviceMemory {
+  return native.deviceMemory(device, options.resetPeak ?? false);
+}
+
+/** Gives the cached, unused blocks of an accelerator device back to it (torch.cuda.empty_cache); no-op on CPU. */
+export function emptyCache(device: string): void {
+  native.emptyCache(device);
 }
 
 export function buildInfo(): ReturnType<typeof native.buildInfo> {

@@ -50,7 +50,17 @@ export interface NativeEngine {
   autocastNest(enter: boolean): void;
   devices(): { cuda: number; mps: boolean };
   synchronize(device: string): void;
+  deviceMemory(device: string, reset: boolean): DeviceMemory;
+  emptyCache(device: string): void;
   buildInfo(): { torchVersion: string; libtorchDir: string; cxx11Abi: boolean; loadedLibrary: string };
+}
+
+/** The caching allocator's byte counters of one accelerator device (torch.cuda.memory_stats' aggregate rows). */
+export interface DeviceMemory {
+  allocated: number;
+  peakAllocated: number;
+  reserved: number;
+  peakReserved: number;
 }
 
 function load(): NativeEngine {
