@@ -139,7 +139,7 @@ export function attentionByMath(
     scores = next;
   };
   if (isCausal) {
-    using ones = call(op("aten::ones"), [L, S], 11);
+    using ones = call(op("aten::ones"), [L, S], 11, null, q.device);
     using causal = call(op("aten::tril"), ones);
     applyMask(causal);
   }

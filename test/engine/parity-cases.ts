@@ -121,7 +121,7 @@ const ATTN = [t(2, 2, 5, 8), t(2, 2, 6, 8), t(2, 2, 6, 8)];
 const ATTN_SQ = [t(2, 2, 5, 8), t(2, 2, 5, 8), t(2, 2, 5, 8)];
 /** A bool mask with column 0 always true, so that no query row is fully masked. */
 const ATTN_BOOL_PY = "torch.cat([torch.ones(5, 1, dtype=torch.bool), x[3]], 1)";
-const attnBool = (m: Tensor): Tensor => cat([ones([5, 1], { dtype: "bool" }), m], 1);
+const attnBool = (m: Tensor): Tensor => cat([ones([5, 1], { dtype: "bool", device: m.device }), m], 1);
 
 // arithmetic with broadcasting
 c("add", [t(4, 5), t(5)], "x[0] + x[1]", (x) => x[0].add(x[1]));
@@ -168,7 +168,7 @@ c("le_scalar", [t(4, 5)], "x[0] <= -0.1", (x) => x[0].le(-0.1));
 c("gt_scalar", [t(4, 5)], "x[0] > 0", (x) => x[0].gt(0));
 c("ge_scalar", [t(4, 5)], "x[0] >= 0.5", (x) => x[0].ge(0.5));
 c("logical_ops", [mask(4, 5), mask(5)], "[x[0].logical_not(), x[0].logical_and(x[1]), x[0].logical_or(x[1])]", (x) => [x[0].logicalNot(), x[0].logicalAnd(x[1]), x[0].logicalOr(x[1])]);
-c("any_all", [mask(4, 5)], "[x[0].any(), x[0].all(), (x[0] | True).all()]", (x) => [x[0].any(), x[0].all(), x[0].logicalOr(ones([1], { dtype: "bool" })).all()]);
+c("any_all", [mask(4, 5)], "[x[0].any(), x[0].all(), (x[0] | True).all()]", (x) => [x[0].any(), x[0].all(), x[0].logicalOr(ones([1], { dtype: "bool", device: x[0].device })).all()]);
 c("isfinite", [t(4, 5), mask(4, 5)], "x[0].masked_fill(x[1], float('inf')).isfinite()", (x) => x[0].maskedFill(x[1], Infinity).isFinite());
 c("where", [mask(4, 5), t(4, 5), t(5)], "torch.where(x[0], x[1], x[2])", (x) => where(x[0], x[1], x[2]));
 c("where_scalar_other", [mask(4, 5), t(4, 5)], "torch.where(x[0], x[1], -2.5)", (x) => where(x[0], x[1], -2.5));

@@ -8,6 +8,9 @@ case, with a seed derived from its name:
     torch.manual_seed(seed) when the case has a seed;
   - for every output that requires grad, g is a fixed random tensor of its shape, and the gradients of
     sum(output * g) w.r.t. every input that requires grad are computed (zeros where unused).
+With `device` (bench/gpu/parity_worker.py passes e.g. "cuda:0"), the same inputs are drawn on the CPU and
+moved to the device, the expression runs there (tensors it creates are made there too) and every saved tensor is
+moved back to the CPU; a case that PyTorch itself cannot run on the device is recorded with its "error".
 Written: tensors.safetensors (`<case>/x<i>` inputs, `<case>/y<i>` outputs, `<case>/g<i>` and `<case>/dx<i>`)
 and manifest.json (per case: its spec as printed, which outputs require grad, which inputs got gradients).
 """
@@ -54,7 +57,7 @@ def case_seed(name: str) -> int:
     return zlib.crc32(name.encode())
 
 
-def make_input(spec: dict, rng: np.random.Generator) -> torch.Tensor:
+def make_input(spec: dict, rng: np.random.Generator, device: str = "cpu") -> torch.Tensor:
     shape = tuple(spec["shape"])
     kind = spec["kind"]
     if kind == "normal":
@@ -68,6 +71,8 @@ def make_input(spec: dict, rng: np.random.Generator) -> torch.Tensor:
     else:
         raise ValueError(f"unknown input kind {kind}")
     x = torch.from_numpy(values).to(DTYPES[spec["dtype"]])
+    if device != "cpu":
+        x = x.to(device)
     if spec["grad"]:
         x.requires_grad_(True)
     return x
@@ -82,40 +87,56 @@ def as_list(value) -> list[torch.Tensor]:
 
 
 def saved(t: torch.Tensor) -> torch.Tensor:
-    """A detached, contiguous copy with its own storage (safetensors refuses shared or strided tensors)."""
-    return t.detach().clone().contiguous()
+    """A detached, contiguous CPU copy with its own storage (safetensors refuses shared or strided tensors)."""
+    return t.detach().cpu().clone().contiguous()
 
 
-def generate(out_dir: pathlib.Path) -> None:
+def generate(out_dir: pathlib.Path, device: str = "cpu") -> None:
     tensors: dict[str, torch.Tensor] = {}
     manifest = []
     for case in load_cases("ops"):
-        name = case["name"]
-        rng = np.random.default_rng(case_seed(name))
-        xs = [make_input(spec, rng) for spec in case["inputs"]]
-        for i, x in enumerate(xs):
-            tensors[f"{name}/x{i}"] = saved(x)  # before the expression runs: in-place cases change inputs
-        if case["seed"] is not None:
-            torch.manual_seed(case["seed"])
-        outs = as_list(eval(case["torch"], {"torch": torch, "F": F, "math": math, "np": np, "x": xs}))
-        requires = [bool(o.requires_grad) for o in outs]
-        for i, o in enumerate(outs):
-            tensors[f"{name}/y{i}"] = saved(o)
-        wrt = [i for i, x in enumerate(xs) if x.requires_grad]
-        diff = [o for o in outs if o.requires_grad]
-        with_grad = case["grad"] and bool(diff) and bool(wrt)
-        if with_grad:
-            gs = [torch.from_numpy(np.asarray(rng.standard_normal(tuple(o.shape)), dtype=np.float32)).to(o.dtype) for o in diff]
-            grads = torch.autograd.grad(diff, [xs[i] for i in wrt], gs, allow_unused=True, materialize_grads=True)
-            for i, g in enumerate(gs):
-                tensors[f"{name}/g{i}"] = saved(g)
-            for i, dx in zip(wrt, grads):
-                tensors[f"{name}/dx{i}"] = saved(dx)
-        manifest.append({
-            "case": case,
-            "outputs": len(outs),
-            "requiresGrad": requires,
-            "gradInputs": wrt if with_grad else [],
-        })
+        if device == "cpu":
+            tensors.update(run_case(case, manifest, device))
+            continue
+        try:
+            with torch.device(device):  # tensors the expression creates are made on the device, as x are
+                tensors.update(run_case(case, manifest, device))
+        except Exception as error:  # noqa: BLE001 - recorded for the TypeScript side, which reports it
+            manifest.append({"case": case, "outputs": 0, "requiresGrad": [], "gradInputs": [],
+                             "error": f"{type(error).__name__}: {error}"})
     save_file(tensors, str(out_dir / "tensors.safetensors"), metadata={"torch": torch.__version__})
     (out_dir / "manifest.json").write_text(json.dumps({"torch": torch.__version__, "cases": manifest}, indent=1) + "\n")
+
+
+def run_case(case: dict, manifest: list, device: str) -> dict[str, torch.Tensor]:
+    """One case's tensors (inputs, outputs, g, gradients) on the CPU; appends its manifest entry."""
+    tensors: dict[str, torch.Tensor] = {}
+    name = case["name"]
+    rng = np.random.default_rng(case_seed(name))
+    xs = [make_input(spec, rng, device) for spec in case["inputs"]]
+    for i, x in enumerate(xs):
+        tensors[f"{name}/x{i}"] = saved(x)  # before the expression runs: in-place cases change inputs
+    if case["seed"] is not None:
+        torch.manual_seed(case["seed"])
+    outs = as_list(eval(case["torch"], {"torch": torch, "F": F, "math": math, "np": np, "x": xs}))
+    requires = [bool(o.requires_grad) for o in outs]
+    for i, o in enumerate(outs):
+        tensors[f"{name}/y{i}"] = saved(o)
+    wrt = [i for i, x in enumerate(xs) if x.requires_grad]
+    diff = [o for o in outs if o.requires_grad]
+    with_grad = case["grad"] and bool(diff) and bool(wrt)
+    if with_grad:
+        gs = [torch.from_numpy(np.asarray(rng.standard_normal(tuple(o.shape)), dtype=np.float32)).to(o.dtype) for o in diff]
+        gs_on = gs if device == "cpu" else [g.to(o.device) for g, o in zip(gs, diff)]
+        grads = torch.autograd.grad(diff, [xs[i] for i in wrt], gs_on, allow_unused=True, materialize_grads=True)
+        for i, g in enumerate(gs):
+            tensors[f"{name}/g{i}"] = saved(g)
+        for i, dx in zip(wrt, grads):
+            tensors[f"{name}/dx{i}"] = saved(dx)
+    manifest.append({
+        "case": case,
+        "outputs": len(outs),
+        "requiresGrad": requires,
+        "gradInputs": wrt if with_grad else [],
+    })
+    return tensors
