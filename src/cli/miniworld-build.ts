@@ -4,13 +4,13 @@
  *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
  *       [--until vae|diffusion|diffusion-2|diffusion-3|diffusion-4|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N]
  *       [--decoder-steps N] [--diffusion-steps N] [--continuation-steps N] [--conditioning-steps N] [--balance-steps N]
- *       [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N]
+ *       [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N] [--device cpu|cuda:0]
  *
  * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
  */
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { setNumThreads } from "../engine/index.js";
+import { devices, setNumThreads } from "../engine/index.js";
 import { baseModelRecipe } from "../miniworld/base-model/config.js";
 import { BUILD_STAGES, buildMiniworld, bundledMiniworldDir, type BuildStage } from "../miniworld/base-model/recipe.js";
 import { formatDuration } from "./progress.js";
@@ -22,6 +22,14 @@ function positiveInteger(text: string | undefined, flag: string): number | undef
   return value;
 }
 
+/** A device this libtorch can use, or an error saying which exist. */
+function checkedDevice(device: string): string {
+  const cuda = devices().cuda;
+  const match = /^cuda(?::(\d+))?$/.exec(device);
+  if (device === "cpu" || (match && Number(match[1] ?? 0) < cuda)) return device;
+  throw new Error(`--device ${device}: this libtorch has ${cuda === 0 ? "no CUDA device" : `CUDA devices cuda:0 … cuda:${cuda - 1}`}; use cpu${cuda > 0 ? " or one of those" : ""}`);
+}
+
 export async function runMiniworldBuild(argv: string[]): Promise<void> {
   const { values } = parseArgs({
     args: argv,
@@ -29,7 +37,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
       out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
       "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" }, "continuation-steps": { type: "string" },
       "conditioning-steps": { type: "string" }, "balance-steps": { type: "string" },
-      "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" },
+      "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" }, device: { type: "string" },
     },
   });
   const threads = positiveInteger(values.threads, "threads");
@@ -64,6 +72,7 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
   const { record, finished, baseDir } = await buildMiniworld({
     recipe, outDir, workDir, progress: true, log, command: ["hdb", "miniworld", "build", ...argv].join(" "),
     ...(values.until === undefined ? {} : { until: values.until as BuildStage }),
+    ...(values.device === undefined ? {} : { device: checkedDevice(values.device) }),
   });
   const losses = Object.entries(record.stages).map(([name, stage]) => `${name} ${formatDuration(stage.seconds)}${stage.finalLoss === undefined ? "" : ` (final loss ${stage.finalLoss.toFixed(4)})`}`);
   process.stdout.write(`${finished ? "done" : "stopped"} in ${formatDuration((Date.now() - started) / 1000)}: ${losses.join(", ")}${finished && values.until === undefined ? `\n→ ${baseDir}` : ""}\n`);

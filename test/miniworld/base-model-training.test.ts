@@ -133,6 +133,8 @@ test("hdb miniworld build: bad flags fail with messages naming the flag and the 
     [["--batch-size", "2.5"], /^hdb: --batch-size must be a positive integer, got '2\.5'$/m],
     [["--diffusion-steps", "many"], /^hdb: --diffusion-steps must be a positive integer, got 'many'$/m],
     [["--vae-steps"], /--vae-steps/],
+    [["--device", "tpu"], /^hdb: --device tpu: this libtorch has (no CUDA device|CUDA devices cuda:0 … cuda:\d+); use cpu/m],
+    [["--device", "cuda:7"], /^hdb: --device cuda:7: this libtorch has (no CUDA device|CUDA devices cuda:0 … cuda:\d+); use cpu/m],
   ];
   for (const [flags, message] of cases) {
     const run = spawnSync(process.execPath, [path.join(root, "dist/src/cli/hdb.js"), "miniworld", "build", "--out", out, "--work", workDir, "--threads", "1", ...flags],

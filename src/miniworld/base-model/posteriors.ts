@@ -16,8 +16,9 @@ export interface Posteriors {
   scalingFactor: number;
 }
 
-export function loadPosteriors(vaeDir: string, images: Tensor, workDir: string, seed: number, log: (line: string) => void = () => {}): Posteriors {
-  const vae = AutoencoderKL.fromPretrained(vaeDir);
+/** Encodes on `device` (default the CPU); the posteriors are returned and cached on the CPU either way. */
+export function loadPosteriors(vaeDir: string, images: Tensor, workDir: string, seed: number, log: (line: string) => void = () => {}, device = "cpu"): Posteriors {
+  const vae = AutoencoderKL.fromPretrained(vaeDir, { device });
   const scalingFactor = vae.scalingFactor;
   const count = images.shape[0]!;
   const file = path.join(workDir, "diffusion", `posteriors-${count}-${seed}.safetensors`);
@@ -35,9 +36,9 @@ export function loadPosteriors(vaeDir: string, images: Tensor, workDir: string, 
     noGrad(() => {
       for (let start = 0; start < count; start += 256) {
         tidy(() => {
-          const posterior = vae.encode(imageBatch(images, arange(start, Math.min(start + 256, count))));
-          means.push(keep(posterior.mean.contiguous()));
-          stds.push(keep(posterior.std.contiguous()));
+          const posterior = vae.encode(imageBatch(images, arange(start, Math.min(start + 256, count))).to(device));
+          means.push(keep(posterior.mean.contiguous().to("cpu")));
+          stds.push(keep(posterior.std.contiguous().to("cpu")));
         });
       }
     });

@@ -51,6 +51,8 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** The command line to record in build.json. */
   command?: string;
+  /** Where the VAE, diffusion and decoder stages train (default "cpu"; see StageOptions.device). */
+  device?: string;
   /** Tests: stop each training stage after this many steps (as a kill would). */
   stopAfterSteps?: number;
   /** Train the metric networks after the export (default true; tests of the base model skip them). */
@@ -111,6 +113,7 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   const stop = (stage: BuildStage): boolean => options.until === stage;
   const common = {
     recipe, workDir, log,
+    ...(options.device === undefined ? {} : { device: options.device }),
     ...(options.progress === undefined ? {} : { progress: options.progress }),
     ...(options.stopAfterSteps === undefined ? {} : { stopAfterSteps: options.stopAfterSteps }),
   };

@@ -39,9 +39,10 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
   if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as DecoderStageResult;
   const log = options.log ?? (() => {});
 
-  const posterior = loadPosteriors(options.vaeDir, images, options.workDir, recipe.seed, log);
+  const device = options.device ?? "cpu";
+  const posterior = loadPosteriors(options.vaeDir, images, options.workDir, recipe.seed, log, device);
   manualSeed(recipe.seed + 2);
-  const vae = AutoencoderKL.fromPretrained(options.vaeDir).train();
+  const vae = AutoencoderKL.fromPretrained(options.vaeDir, { device }).train();
   vae.requiresGrad_(false);
   vae.decoder.requiresGrad_(true);
   vae.postQuantConv?.requiresGrad_(true);
@@ -61,10 +62,10 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
       trainStep: (step) => tidy(() => {
         const g = stepGenerator(generator, recipe.seed, 3, step);
         const indices = sampler.draw(r.batchSize, g);
-        const x = imageBatch(images, indices);
+        const x = imageBatch(images, indices).to(device);
         const mean = posterior.mean.indexSelect(0, indices);
         const z = mean.add(posterior.std.indexSelect(0, indices).mul(randn(mean.shape, { generator: g })));
-        const reconstruction = vae.decode(z);
+        const reconstruction = vae.decode(z.to(device));
         const loss = reconstruction.sub(x).abs().mean().add(mseLoss(reconstruction, x));
         loss.backward();
         return loss.item();

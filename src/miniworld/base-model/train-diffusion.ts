@@ -148,12 +148,14 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   const captionIds = tokens(samples.map((s) => s.caption));
   const shortIds = tokens(samples.map((s) => s.shortCaption));
   const emptyIds = tokens([""]);
-  const posterior = loadPosteriors(options.vaeDir, options.images, options.workDir, options.recipe.seed, log);
+  const device = options.device ?? "cpu";
+  const posterior = loadPosteriors(options.vaeDir, options.images, options.workDir, options.recipe.seed, log, device);
 
   manualSeed(recipe.seed + 1);
   const textConfig = miniworldTextConfig(tokenizer);
-  const textEncoder = new CLIPTextModel(textConfig).train();
-  const unet = new UNet2DConditionModel(MINIWORLD_UNET_CONFIG).train();
+  // Initialised on the CPU (the same weights on any device), then moved.
+  const textEncoder = new CLIPTextModel(textConfig).to(device).train();
+  const unet = new UNet2DConditionModel(MINIWORLD_UNET_CONFIG).to(device).train();
   const noise = schedulerFromConfig({ _class_name: "DDPMScheduler", ...MINIWORLD_NOISE_SCHEDULE }, "DDPMScheduler");
   const r = recipe.diffusion;
   const parameters = [...unet.parameters(), ...textEncoder.parameters()];
@@ -200,9 +202,11 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
       const epsilon = randn(latents.shape, { generator: g });
       const timesteps = randint(0, MINIWORLD_NOISE_SCHEDULE.num_train_timesteps, [batch], { generator: g });
       const noisy = noise.addNoise(latents, epsilon, timesteps);
-      const prediction = unet.forward(noisy, timesteps, textEncoder.encode(ids));
-      const weights = phaseLossWeights(phase, noise, timesteps);
-      const loss = weights === null ? mseLoss(prediction, epsilon) : mseLoss(prediction, epsilon, "none").mean([1, 2, 3]).mul(weights).mean();
+      const weights = phaseLossWeights(phase, noise, timesteps)?.to(device) ?? null;
+      const target = epsilon.to(device);
+      const t = timesteps.to(device);
+      const prediction = unet.forward(noisy.to(device), t, textEncoder.encode(ids.to(device)));
+      const loss = weights === null ? mseLoss(prediction, target) : mseLoss(prediction, target, "none").mean([1, 2, 3]).mul(weights).mean();
       unet.backward(loss);
       return loss.item();
     }),

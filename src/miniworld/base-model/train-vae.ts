@@ -24,6 +24,12 @@ export interface StageOptions {
   progress?: boolean;
   log?: (line: string) => void;
   stopAfterSteps?: number;
+  /**
+   * Where the models train ("cpu", "cuda:0"). The data and every random draw stay on the CPU (drawn from the
+   * per-step CPU generators, as diffusers' randn_tensor does) and each batch is moved, so a step takes the same
+   * data on any device and the CPU numbers are those of a build without this option.
+   */
+  device?: string;
 }
 
 export interface VaeStageResult {
@@ -47,8 +53,9 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
   if (existsSync(resultFile)) return JSON.parse(readFileSync(resultFile, "utf8")) as VaeStageResult;
 
   manualSeed(recipe.seed);
+  const device = options.device ?? "cpu";
   const vae = new AutoencoderKL(MINIWORLD_VAE_CONFIG);
-  vae.train();
+  vae.to(device).train();
   const parameters = vae.parameters();
   const r = recipe.vae;
   const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 0 });
@@ -61,7 +68,7 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
     restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
     trainStep: (step) => tidy(() => {
       const g = stepGenerator(generator, recipe.seed, 1, step);
-      const x = imageBatch(images, randint(0, count, [r.batchSize], { generator: g }));
+      const x = imageBatch(images, randint(0, count, [r.batchSize], { generator: g })).to(device);
       const posterior = vae.encode(x);
       const reconstruction = vae.decode(posterior.sample({ generator: g }));
       const loss = reconstruction.sub(x).abs().mean().add(mseLoss(reconstruction, x)).add(posterior.kl().mean().mul(r.klWeight));
@@ -77,7 +84,7 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
     return { dir: finalDir, state, scalingFactor: NaN, finished };
   }
   vae.eval();
-  const scalingFactor = 1 / latentStd(vae, images, stepGenerator(generator, recipe.seed, 1, r.steps));
+  const scalingFactor = 1 / latentStd(vae, images, stepGenerator(generator, recipe.seed, 1, r.steps), device);
   saveDiffusersModel(finalDir, "AutoencoderKL", { ...MINIWORLD_VAE_CONFIG, scaling_factor: scalingFactor }, vae);
   vae.dispose();
   const result: VaeStageResult = { dir: finalDir, state, scalingFactor, finished };
@@ -86,7 +93,7 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
 }
 
 /** Standard deviation of posterior samples over (up to) the first 2,048 training images. */
-function latentStd(vae: AutoencoderKL, images: Tensor, generator: Generator): number {
+function latentStd(vae: AutoencoderKL, images: Tensor, generator: Generator, device: string): number {
   const count = Math.min(images.shape[0]!, 2048);
   let sum = 0;
   let sumOfSquares = 0;
@@ -94,7 +101,7 @@ function latentStd(vae: AutoencoderKL, images: Tensor, generator: Generator): nu
   noGrad(() => {
     for (let start = 0; start < count; start += 128) {
       tidy(() => {
-        const z = vae.encode(imageBatch(images, arange(start, Math.min(start + 128, count)))).sample({ generator });
+        const z = vae.encode(imageBatch(images, arange(start, Math.min(start + 128, count))).to(device)).sample({ generator });
         sum += z.sum().item();
         sumOfSquares += z.square().sum().item();
         n += z.numel;
