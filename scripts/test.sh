@@ -6,6 +6,9 @@ bash scripts/setup.sh
 # Fixed thread counts in libtorch/MKL (no dynamic adjustment under load), so the oracle and the tests sum
 # floats in the same order.
 export MKL_DYNAMIC=FALSE OMP_DYNAMIC=FALSE
+# libtorch's default thread count, not the engine's free-core sizing (src/engine/native/threads.ts): the oracle's
+# fixtures are made at the default count, and a float sum's order follows the thread count.
+export HDB_AUTO_THREADS=0
 npx eslint . --max-warnings=0
 .venv/bin/python test/oracle/generate.py
 # One test file at a time keeps peak memory low on a 2-core machine. The spec reporter shows each test;

@@ -8,7 +8,9 @@
 import { existsSync, realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import path from "node:path";
+import { isMainThread } from "node:worker_threads";
 import { addonPaths, readBuildRecord } from "./build.js";
+import { autoThreads } from "./threads.js";
 
 /** Handles are integers into the addon's per-thread tensor table. */
 export type Handle = number;
@@ -98,3 +100,7 @@ function load(): NativeEngine {
 
 /** The addon of this thread (each worker_threads Worker loads its own instance). */
 export const native: NativeEngine = load();
+
+/** libtorch's threads sized to the cores other processes leave free, unless someone chose (see threads.ts). */
+const threadsAtLoad = autoThreads(native.getNumThreads(), { mainThread: isMainThread });
+if (threadsAtLoad !== undefined) native.setNumThreads(threadsAtLoad);
