@@ -1,4 +1,5 @@
 /** Autograd entry points: grad mode scopes, backward, and gradients of outputs w.r.t. inputs. */
+import { checkBackwardGuards } from "./backward-guards.js";
 import { native } from "./native/addon.js";
 import { Tensor } from "./tensor.js";
 
@@ -41,6 +42,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], options: Grad
   const outs = Array.isArray(outputs) ? outputs : [outputs];
   const gradOutputs = options.gradOutputs ?? outs.map(() => null);
   if (gradOutputs.length !== outs.length) throw new Error(`grad: ${outs.length} outputs but ${gradOutputs.length} gradOutputs`);
+  checkBackwardGuards();
   const handles = native.grad(
     outs.map((t) => t.handle), inputs.map((t) => t.handle), gradOutputs.map((g) => (g ? g.handle : null)),
     options.retainGraph ?? null, options.createGraph ?? false, options.allowUnused ?? false,
@@ -50,6 +52,7 @@ export function grad(outputs: Tensor | Tensor[], inputs: Tensor[], options: Grad
 
 /** Accumulates gradients of several outputs into the leaves' `.grad` (torch.autograd.backward). */
 export function backward(outputs: Tensor[], gradOutputs?: (Tensor | null)[], options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+  checkBackwardGuards();
   native.backward(
     outputs.map((t) => t.handle), (gradOutputs ?? outputs.map(() => null)).map((g) => (g ? g.handle : null)),
     options.retainGraph ?? null, options.createGraph ?? false,

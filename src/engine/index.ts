@@ -8,6 +8,7 @@ export { dtypeBytes, isFloatingDType } from "./dtype.js";
 export * from "./creation.js";
 export * from "./functional.js";
 export * from "./autograd.js";
+export { addBackwardGuard, withoutBackwardGuards } from "./backward-guards.js";
 export * from "./random.js";
 export * from "./runtime.js";
 export { autocast } from "./amp.js";

@@ -6,6 +6,7 @@
  * This file is long because it is the whole method surface of one class; free functions (cat, conv2d, ...)
  * live in functional.ts and creation routines in creation.ts.
  */
+import { checkBackwardGuards } from "./backward-guards.js";
 import { op, type Operator } from "./dispatch.js";
 import { dtypeCode, dtypeFromCode, isFloatingDType, type DType, type TypedArray } from "./dtype.js";
 import { track, untrack } from "./lifetime.js";
@@ -108,6 +109,7 @@ export class Tensor {
     native.setGrad(this.handle, value ? value.handle : null);
   }
   backward(gradient?: Tensor, options: { retainGraph?: boolean; createGraph?: boolean } = {}): void {
+    checkBackwardGuards();
     native.backward([this.handle], [gradient ? gradient.handle : null], options.retainGraph ?? null, options.createGraph ?? false);
   }
   detach(): Tensor {

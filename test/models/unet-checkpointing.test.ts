@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { test } from "node:test";
-import { cat, dropout, manualSeed, memory, noGrad, randn, tidy, type Tensor } from "../../src/engine/index.js";
+import { backward, cat, dropout, grad, manualSeed, memory, noGrad, randn, tidy, type Tensor } from "../../src/engine/index.js";
 import { Linear } from "../../src/engine/nn/index.js";
 import { CheckpointTape } from "../../src/models/blocks/checkpointing.js";
 import { UNet2DConditionModel, type CrossAttnDownBlock2D } from "../../src/models/unet/index.js";
@@ -133,6 +133,33 @@ test("after a checkpointed step the UNet leaves no tensors behind, and backward 
     unet.zeroGrad();
     assert.equal(memory().tensors, baseline, `tensors were left behind (checkpointing ${checkpointing})`);
   }
+  for (const tensor of tensors.values()) tensor.dispose();
+  unet.dispose();
+});
+
+test("with checkpointed blocks recorded, a plain loss.backward() (or backward, grad) fails naming unet.backward(loss)", () => {
+  const unet = UNet2DConditionModel.fromPretrained(unetFixturePath("unet_sd1")).train().enableGradientCheckpointing();
+  const tensors = loadUnetTensors("unet_sd1.safetensors");
+  const baseline = memory().tensors;
+  const wrongCalls: [string, (loss: Tensor) => void][] = [
+    ["loss.backward()", (loss) => loss.backward()],
+    ["backward([loss])", (loss) => backward([loss])],
+    ["grad(loss, parameters)", (loss) => void grad(loss, [unet.parameters()[0]!], { allowUnused: true })],
+  ];
+  for (const [name, call] of wrongCalls) {
+    tidy(() => {
+      const loss = unet.forward(get(tensors, "grad.sample"), 10, get(tensors, "encoder_hidden_states")).square().mean();
+      assert.throws(() => call(loss), /gradient checkpointing recorded \d+ blocks of the UNet .* unet\.backward\(loss\)/, name);
+      assert.equal(unet.parameters().filter((p) => p.grad !== null).length, 0, `${name}: no gradient may have been written`);
+      unet.backward(loss);  // the right call still works afterwards, and clears the record
+      assert.ok(unet.parameters().every((p) => p.grad !== null), `${name}: unet.backward fills every gradient`);
+    });
+    unet.zeroGrad();
+    tidy(() => randn([3], { requiresGrad: true }).square().sum().backward());  // nothing recorded: backward is free again
+  }
+  noGrad(() => tidy(() => void unet.forward(get(tensors, "grad.sample"), 10, get(tensors, "encoder_hidden_states"))));
+  tidy(() => randn([3], { requiresGrad: true }).square().sum().backward());  // forward passes under noGrad record nothing
+  assert.equal(memory().tensors, baseline, "tensors were left behind");
   for (const tensor of tensors.values()) tensor.dispose();
   unet.dispose();
 });

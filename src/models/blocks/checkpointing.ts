@@ -33,7 +33,7 @@
  * CUDA dropout masks are not reproduced (only the CPU generator's state is saved); Stable Diffusion's UNet
  * has dropout 0.
  */
-import { backward, enableGrad, getRngState, keep, noGrad, setRngState, tidy, type Tensor } from "../../engine/index.js";
+import { addBackwardGuard, backward, enableGrad, getRngState, keep, noGrad, setRngState, tidy, withoutBackwardGuards, type Tensor } from "../../engine/index.js";
 
 interface Segment {
   /** Recomputes the outputs from the inputs. */
@@ -52,6 +52,14 @@ export class CheckpointTape {
   readonly #segments: Segment[] = [];
   /** Any handle given out (outputs returned to the caller) or taken in (externals) → the tape's leaf. */
   readonly #leafOf = new Map<Tensor, Tensor>();
+  /** While segments are recorded, any other backward pass fails (it would miss their parameters' gradients). */
+  #removeGuard: (() => void) | null = null;
+  readonly #owner: string;
+
+  /** `owner` names the model in the error a wrong backward call gets (e.g. "the UNet"). */
+  constructor(owner = "the model") {
+    this.#owner = owner;
+  }
 
   /** Segments recorded and not yet backpropagated. */
   get length(): number {
@@ -77,6 +85,9 @@ export class CheckpointTape {
     const rngState = keep(getRngState());
     const outputs = tidy(() => noGrad(() => segment(tapeInputs)).map((result) => keep(result.detach()).requiresGrad_(true)));
     this.#segments.push({ run: segment, inputs: tapeInputs, outputs, externals, rngState });
+    this.#removeGuard ??= addBackwardGuard(() => this.#segments.length === 0 ? undefined
+      : `gradient checkpointing recorded ${this.#segments.length} blocks of ${this.#owner} that a plain backward() cannot reach: ` +
+        "call the model's backward(loss) (e.g. unet.backward(loss)), or run forward passes that will not be backpropagated under noGrad");
     return outputs.map((leaf) => {
       const handle = leaf.alias();
       this.#leafOf.set(handle, leaf);
@@ -91,12 +102,14 @@ export class CheckpointTape {
    */
   backward(loss: Tensor, gradient?: Tensor): void {
     try {
-      backward([loss], [gradient ?? null], { retainGraph: true });
-      for (let i = this.#segments.length - 1; i >= 0; i--) {
-        const segment = this.#segments[i]!;
-        this.#recompute(segment);
-        this.#sendExternals(segment);
-      }
+      withoutBackwardGuards(() => {
+        backward([loss], [gradient ?? null], { retainGraph: true });
+        for (let i = this.#segments.length - 1; i >= 0; i--) {
+          const segment = this.#segments[i]!;
+          this.#recompute(segment);
+          this.#sendExternals(segment);
+        }
+      });
     } finally {
       this.clear();
     }
@@ -109,6 +122,8 @@ export class CheckpointTape {
     }
     this.#segments.length = 0;
     this.#leafOf.clear();
+    this.#removeGuard?.();
+    this.#removeGuard = null;
   }
 
   /** Recomputes a segment with autograd and backpropagates its outputs' gradients (all inside one tidy scope). */

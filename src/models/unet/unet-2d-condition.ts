@@ -66,7 +66,7 @@ export class UNet2DConditionModel extends Module {
   readonly #timeEmbedAct: ((x: Tensor) => Tensor) | null;
   readonly #convAct: (x: Tensor) => Tensor;
   #gradientCheckpointing = false;
-  readonly #tape = new CheckpointTape();
+  readonly #tape = new CheckpointTape("the UNet");
 
   /** Builds the model from a (raw or resolved) config; parameters are randomly initialised. */
   constructor(config: Readonly<Record<string, unknown>> | UNet2DConditionConfig = {}, options: ParameterOptions = {}) {
@@ -157,7 +157,8 @@ export class UNet2DConditionModel extends Module {
   /**
    * Record the down/mid/up blocks for recomputation instead of keeping their activations. Forward passes with
    * autograd on are recorded until `unet.backward(loss)` (run validation passes under noGrad, which bypasses
-   * the tape); `loss.backward()` alone would not reach the recorded blocks' parameters.
+   * the tape); `loss.backward()` alone would not reach the recorded blocks' parameters, so while blocks are
+   * recorded any other backward pass throws an error naming `unet.backward(loss)`.
    */
   enableGradientCheckpointing(): this {
     this.#gradientCheckpointing = true;
