@@ -10,6 +10,7 @@ import { mkdtempSync, rmSync, statfsSync } from "node:fs";
 import { tmpdir, totalmem } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
+import { skipOutsideCI } from "../prerequisites.js";
 
 const TENSORS = 6;
 const ELEMENTS = 16 * 1024 * 1024; // 64 MB of float32 each: several bounce-buffer chunks per tensor
@@ -66,7 +67,7 @@ const retained = field("VmRSS") - base;
 console.log(JSON.stringify({ resettable, saveGrowth, loadGrowth, means, ids, retained }));
 `;
 
-test("loading a ~400 MB file grows the peak RSS by at most 1.3 x its size; saving streams", { skip: skipReason(), timeout: 120_000 }, () => {
+test("loading a ~400 MB file grows the peak RSS by at most 1.3 x its size; saving streams", { skip: skipOutsideCI(skipReason()), timeout: 120_000 }, () => {
   const folder = mkdtempSync(path.join(tmpdir(), "safetensors-memory-"));
   try {
     const file = path.join(folder, "big.safetensors");

@@ -66,7 +66,11 @@ test("a short fidelity training run lowers the loss and saves a network that loa
   using network = PromptFidelityNetwork.load(outDir);
   const evaluation = await evaluateFidelityNetwork(network, { identities: splitIds("held-out", 50), imagesPerClass: 1 });
   assert.equal(evaluation.images, 31);
-  assert.ok(evaluation.styleAccuracy >= 0 && evaluation.styleAccuracy <= 1);
+  // Chance is 1/31 for the style and 1/15 for the hair colour; 40 steps on 3 images per class beat both (measured
+  // 4/31 styles, 0.35 hair colours; the run is seeded and single-threaded, so these numbers are fixed).
+  console.log(`fidelity: style accuracy ${evaluation.styleAccuracy}, hair colour ${evaluation.hairColourAccuracy}`);
+  assert.ok(evaluation.styleAccuracy >= 3 / 31, `style accuracy ${evaluation.styleAccuracy} is not 3× chance (1/31)`);
+  assert.ok(evaluation.hairColourAccuracy >= 3 / 15, `hair-colour accuracy ${evaluation.hairColourAccuracy} is not 3× chance (1/15)`);
   assert.equal(Object.values(evaluation.perStyleCount).reduce((a, b) => a + b, 0), 31);
   assert.ok(Object.keys(evaluation.perStyleAccuracy).every((label) => STYLE_LABELS.includes(label)));
 });
@@ -93,7 +97,10 @@ test("a short identity training run lowers the loss; the network evaluates on he
   const evaluation = await evaluateIdentityNetwork(network, { identities: splitIds("held-out", 6), styles: ["pencil-sketch", "wearing-a-red-hat"] });
   assert.equal(evaluation.identities, 6);
   assert.deepEqual(Object.keys(evaluation.perStyleAuc), ["pencil-sketch", "wearing-a-red-hat"]);
-  for (const auc of [evaluation.plainAuc, evaluation.crossStyleAuc]) assert.ok(auc >= 0 && auc <= 1);
+  // Chance is an AUC of 0.5; 30 steps on 12 identities reach 0.84 plain and 0.72 across styles (seeded, one thread).
+  console.log(`identity: plain AUC ${evaluation.plainAuc}, cross-style ${evaluation.crossStyleAuc}`);
+  assert.ok(evaluation.plainAuc >= 0.7, `plain AUC ${evaluation.plainAuc} < 0.7 (chance 0.5)`);
+  assert.ok(evaluation.crossStyleAuc >= 0.6, `cross-style AUC ${evaluation.crossStyleAuc} < 0.6 (chance 0.5)`);
 });
 
 /** Every tensor of a saved network's weights, as float32 arrays. */

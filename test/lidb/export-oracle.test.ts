@@ -18,6 +18,7 @@ import {
   type AdaptedModels, type LidbDimensions,
 } from "../../src/lidb/index.js";
 import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { skipOutsideCI } from "../prerequisites.js";
 
 // Tiny models: one thread is fastest, and steady on a busy machine.
 setNumThreads(1);
@@ -49,7 +50,8 @@ function outputs(pipeline: StableDiffusionPipeline, inputs: Map<string, Tensor>,
 }
 
 test("exported LiDB files (diffusers and kohya layouts) load in diffusers with the LiDB's outputs; a plain LoRA too", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  const reason = skipOutsideCI(existsSync(python) ? false : "the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  if (reason) return t.skip(reason);
   const generator = new Generator("cpu", 1234);
   const inputs = new Map<string, Tensor>();
   const ours = new Map<string, Outputs>();

@@ -21,6 +21,7 @@ import { buildMiniworld, type BuildRecord } from "../../src/miniworld/base-model
 import { CLIPTextModel } from "../../src/models/clip/text-encoder.js";
 import { UNet2DConditionModel } from "../../src/models/unet/index.js";
 import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { skipOutsideCI } from "../prerequisites.js";
 
 // Full-width models on a busy machine: one thread is fastest and keeps kernels (and so results) fixed.
 setNumThreads(1);
@@ -201,7 +202,8 @@ function assertWithinBars(errors: Record<string, number>): void {
 }
 
 test("diffusers loads <out>/base and gives our module outputs, tokens and images", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  const reason = skipOutsideCI(existsSync(python) ? false : "the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  if (reason) return t.skip(reason);
   assert.ok(built, "the build test above must pass first");
   // The EMA case: two tensors, an initial value and five updates (the warm-up and the decay cap at 0.3).
   const generator = new Generator("cpu", 4321);
@@ -229,7 +231,8 @@ test("diffusers loads <out>/base and gives our module outputs, tokens and images
 
 // The bundled default itself (models/miniworld/base, what `npm start` runs on) must load in diffusers too.
 test("diffusers loads the bundled models/miniworld/base and gives our module outputs, tokens and images", { timeout: 120_000 }, async (t) => {
-  if (!existsSync(python)) return t.skip("the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  const reason = skipOutsideCI(existsSync(python) ? false : "the Python oracle (.venv) is not set up: run scripts/setup.sh");
+  if (reason) return t.skip(reason);
   const { errors } = await compareWithDiffusers(path.join(root, "models", "miniworld", "base"), "the bundled base");
   assertWithinBars(errors);
 });

@@ -10,6 +10,7 @@ import {
   DPMSolverMultistepScheduler, EulerDiscreteScheduler, loadSchedulerConfig, parseSchedulerConfig, schedulerFromConfig,
   SchedulerError, SCHEDULER_CLASS_NAMES, type RawSchedulerConfig, type Scheduler,
 } from "../../src/models/schedulers/index.js";
+import { skipOutsideCI } from "../prerequisites.js";
 
 const FIXTURES = resolve(fileURLToPath(import.meta.url), "../../../../test/fixtures/generated/schedulers");
 
@@ -28,7 +29,7 @@ function withScheduler<T>(config: RawSchedulerConfig, name: string | undefined, 
   }
 }
 
-test("reads the real Stable Diffusion configs, and diffusers' -Infinity", { skip: !existsSync(FIXTURES) }, () => {
+test("reads the real Stable Diffusion configs, and diffusers' -Infinity", { skip: skipOutsideCI(existsSync(FIXTURES) ? false : "the generated fixtures are missing: run .venv/bin/python test/oracle/generate.py") }, () => {
   const sd15 = loadSchedulerConfig(resolve(FIXTURES, "sd15/scheduler_config.json"));
   withScheduler(sd15, undefined, (s) => assert.equal(s.className, "PNDMScheduler"));
   const sd2 = loadSchedulerConfig(resolve(FIXTURES, "sd2/scheduler_config.json"));
