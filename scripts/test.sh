@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite: setup (idempotent), lint, typecheck (the build), oracle fixtures, then every test.
+# The whole test suite: setup (idempotent), lint, typecheck (the build), layers, oracle fixtures, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,6 +10,8 @@ export MKL_DYNAMIC=FALSE OMP_DYNAMIC=FALSE
 # fixtures are made at the default count, and a float sum's order follows the thread count.
 export HDB_AUTO_THREADS=0
 npx eslint . --max-warnings=0
+# The layers (.dependency-cruiser.js, docs/ARCHITECTURE.md): an import the wrong way fails the suite here.
+npx depcruise src --config .dependency-cruiser.js
 .venv/bin/python test/oracle/generate.py
 # One test file at a time keeps peak memory low on a 2-core machine. The spec reporter shows each test;
 # the TAP copy gives the closing "N passed, N failed" line.

@@ -16,13 +16,14 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
 import { applyLidbFile } from "../lidb/file.js";
-import { writeFileAtomic } from "../lidb/training/manifest.js";
 import { trainDreamBooth } from "../lidb/training/trainer.js";
 import { identifierPrompt } from "../miniworld/captions.js";
 import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
 import { imageGrid, imagesToTensor, savePng, type RgbImage } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { writeFileAtomic } from "../util/atomic.js";
+import type { ProgressReporter } from "../util/progress.js";
 import { PHOTO_LABEL, styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
 import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
@@ -43,7 +44,8 @@ export interface DreamBoothEvaluationOptions {
   generation: { steps: number; guidance: number };
   /** Nuisance seed of each identity's reference photo. */
   referenceNuisanceSeed: number;
-  progress?: boolean;
+  /** Told the LiDB training's steps (the CLI draws a bar from it); when set, each evaluated identity is logged. */
+  progress?: ProgressReporter;
   log?: (line: string) => void;
 }
 
@@ -141,7 +143,7 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
       applied.adapters.dispose();
       reference.dispose();
     }
-    if (options.progress) process.stderr.write(`evaluated identity ${id} (${k + 1}/${identities.length})\n`);
+    if (options.progress) log(`evaluated identity ${id} (${k + 1}/${identities.length})`);
   }
   for (const b of baseImages) b.images.dispose();
   for (const e of baseEmbeddings) e.dispose();

@@ -2,15 +2,16 @@
  * The files of a metric network: `<dir>/config.json` (architecture, labels, how it was trained) and
  * `<dir>/model.safetensors` (weights, float16 or float32; loaded into float32 modules).
  *
- * Both are written atomically (a temporary file in the same folder, then a rename; the weights first, so a
- * crash between the two leaves the old config beside new weights, which either still fit or fail to load with
- * a shape error, never a half-written file). Every reading problem is a MetricNetworkError naming the file and,
- * for configs, the key.
+ * Both are written atomically (src/util/atomic.ts: a temporary file in the same folder, fsync, rename; the
+ * weights first, so a crash between the two leaves the old config beside new weights, which either still fit
+ * or fail to load with a shape error, never a half-written file). Every reading problem is a
+ * MetricNetworkError naming the file and, for configs, the key.
  */
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { isFloatingDType, loadSafetensors, noGrad, saveSafetensors, tidy, type Tensor } from "../engine/index.js";
 import type { Module } from "../engine/nn/index.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import type { ConvEncoderConfig } from "./backbone.js";
 
 export const CONFIG_FILE = "config.json";
@@ -117,18 +118,6 @@ export function encoderConfigJson(config: ConvEncoderConfig): Record<string, unk
     stem_stride: config.stemStride,
     feature_dim: config.featureDim,
   };
-}
-
-/** Writes a text file atomically (temporary file in the same folder, then rename). */
-export function writeFileAtomic(file: string, text: string): void {
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  try {
-    writeFileSync(temporary, text);
-    renameSync(temporary, file);
-  } catch (error) {
-    rmSync(temporary, { force: true });
-    throw error;
-  }
 }
 
 /** Saves a module's weights (in `dtype`) and then its config, each atomically, into `dir` (created if needed). */

@@ -9,9 +9,10 @@
  * transformers' CLIPTokenizer both reproduce (test/oracle/fixtures_miniworld_vocab.py checks the latter).
  * Training is deterministic: the most frequent adjacent pair first, ties to the smallest pair.
  */
-import { mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { BYTE_TO_UNICODE, byteEncode } from "../models/clip/bpe.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { captionPhrases, IDENTIFIER_TOKENS } from "./captions.js";
 import { EYE_COLOURS, HAIR_COLOURS } from "./identity.js";
 import { STYLES } from "./styles.js";
@@ -104,12 +105,9 @@ export function buildVocabulary(words: readonly string[] = vocabularyWords()): V
 }
 
 function writeAtomic(file: string, text: string): void {
-  const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
   try {
-    writeFileSync(tmp, text, "utf8");
-    renameSync(tmp, file);
+    writeFileAtomic(file, text);
   } catch (error) {
-    rmSync(tmp, { force: true });
     throw new Error(`cannot write ${file}: ${(error as Error).message}`);
   }
 }

@@ -10,21 +10,17 @@
  *     vae/config.json   vae/diffusion_pytorch_model.safetensors
  *
  * Weights are saved under the modules' own state-dict names (which are diffusers'/transformers'), optionally
- * cast to float16 to halve the size. Every file is written atomically (temp file + rename).
+ * cast to float16 to halve the size. Every file is written atomically (src/util/atomic.ts).
  */
-import { cpSync, mkdirSync, readdirSync, renameSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { noGrad, saveSafetensors, type DType, type Tensor } from "../engine/index.js";
 import type { Module } from "../engine/nn/index.js";
-import { writeFileAtomic } from "../lidb/training/manifest.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 
 /** The diffusers and transformers versions our configs follow (the oracle's pinned versions). */
 export const DIFFUSERS_VERSION = "0.42.1";
 export const TRANSFORMERS_VERSION = "5.23.0";
-
-export function writeJsonAtomic(file: string, value: unknown): void {
-  writeFileAtomic(file, `${JSON.stringify(value, null, 2)}\n`);
-}
 
 /** A module's state dict, cast to `dtype` (float tensors only), as a new map the caller disposes. */
 function castStateDict(module: Module, dtype: DType | undefined): Map<string, Tensor> {
@@ -74,9 +70,7 @@ export function copyTokenizer(sourceDir: string, dir: string): void {
   mkdirSync(dir, { recursive: true });
   for (const name of readdirSync(sourceDir)) {
     if (name.startsWith(".")) continue;
-    const tmp = path.join(dir, `.${name}.${process.pid}.tmp`);
-    cpSync(path.join(sourceDir, name), tmp);
-    renameSync(tmp, path.join(dir, name));
+    writeFileAtomic(path.join(dir, name), readFileSync(path.join(sourceDir, name)));
   }
 }
 

@@ -7,9 +7,10 @@
  */
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync } from "node:fs";
 import path from "node:path";
 import { createRequire } from "node:module";
+import { writeJsonAtomic } from "../../util/atomic.js";
 import { findLibtorch, packageRoot, type Libtorch } from "./libtorch.js";
 
 export interface BuildRecord {
@@ -81,8 +82,7 @@ export function buildAddon(options: { force?: boolean; libtorch?: Libtorch; quie
     libtorchDir: libtorch.dir, torchVersion: libtorch.version, cxx11Abi: libtorch.cxx11Abi, cuda: libtorch.cuda,
     sourceHash, buildSeconds: (Date.now() - started) / 1000, builtAt: new Date().toISOString(),
   };
-  writeFileSync(paths.record + ".tmp", JSON.stringify(record, null, 2) + "\n");
-  renameSync(paths.record + ".tmp", paths.record);
+  writeJsonAtomic(paths.record, record);
   if (!options.quiet) console.error(`built ${paths.addon} in ${record.buildSeconds.toFixed(1)} s`);
   return record;
 }

@@ -1,15 +1,13 @@
 /**
  * Writing tensors as safetensors, to a file or to memory.
  *
- * Files are written atomically: into a temporary file in the same folder, flushed to disk, then renamed over
- * the target, so a reader (or a crash) never sees a partial file and a failed save leaves any earlier file at
- * that path untouched. Data is streamed tensor by tensor, in 16 MiB chunks through a bounce buffer, from
- * any device and layout. Tensors are ordered and the header laid out as the reference Python writer does,
- * so the same tensors give the same bytes.
+ * Files are written atomically (src/util/atomic.ts: a temporary file in the same folder, flushed to disk, then
+ * renamed over the target), so a reader (or a crash) never sees a partial file and a failed save leaves any
+ * earlier file at that path untouched. Data is streamed tensor by tensor, in 16 MiB chunks through a bounce
+ * buffer, from any device and layout. Tensors are ordered and the header laid out as the reference Python
+ * writer does, so the same tensors give the same bytes.
  */
-import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, openSync, renameSync, unlinkSync, writeSync } from "node:fs";
-import path from "node:path";
+import { writeAll, writeAtomicWith } from "../../util/atomic.js";
 import { dtypeBytes } from "../dtype.js";
 import { Tensor } from "../tensor.js";
 import { drainTensor } from "./bounce.js";
@@ -18,9 +16,6 @@ import { checkWritableString, encodeHeader, planLayout, SafetensorsError, type P
 /** Tensors to save, by name. */
 export type TensorCollection = Map<string, Tensor> | Record<string, Tensor>;
 
-/** Largest single write; writeSync refuses lengths of 2 GiB and more. */
-const MAX_WRITE = 1 << 30;
-
 /**
  * Saves tensors (and optional `__metadata__` strings) to `filePath`, atomically. Bad input (a non-tensor,
  * a disposed tensor, the reserved name "__metadata__", a non-string metadata value) is a SafetensorsError
@@ -28,25 +23,10 @@ const MAX_WRITE = 1 << 30;
  */
 export function saveSafetensors(filePath: string, tensors: TensorCollection, metadata?: Record<string, string>): void {
   const { header, planned } = prepare(tensors, metadata, filePath);
-  const folder = path.dirname(path.resolve(filePath));
-  // Short enough for any file system's name limit, unique enough for concurrent writers.
-  const temporary = path.join(folder, `.${path.basename(filePath).slice(0, 80)}.${process.pid}.${randomBytes(6).toString("hex")}.tmp`);
-  const fd = openSync(temporary, "wx");
-  let open = true;
-  let renamed = false;
-  try {
+  writeAtomicWith(filePath, (fd) => {
     writeAll(fd, header);
     for (const tensor of planned) withTensorBytes(tensor, filePath, (bytes) => writeAll(fd, bytes));
-    fsyncSync(fd);
-    closeSync(fd);
-    open = false;
-    renameSync(temporary, filePath);
-    renamed = true;
-  } finally {
-    if (open) closeSync(fd);
-    if (!renamed) unlinkQuietly(temporary);
-  }
-  syncFolder(folder);
+  });
 }
 
 /** The whole file in memory, for small tensor sets and for tests. */
@@ -95,32 +75,4 @@ function withTensorBytes(planned: PlannedTensor<Tensor>, source: string, use: (b
     throw new SafetensorsError(`has ${actual} bytes, expected ${expected} (changed while saving?)`, { source, tensor: planned.name });
   }
   drainTensor(tensor, expected, use);
-}
-
-function writeAll(fd: number, bytes: Uint8Array): void {
-  for (let done = 0; done < bytes.length; ) {
-    done += writeSync(fd, bytes, done, Math.min(bytes.length - done, MAX_WRITE));
-  }
-}
-
-function unlinkQuietly(file: string): void {
-  try {
-    unlinkSync(file);
-  } catch {
-    // Already gone, or never created: nothing to clean up.
-  }
-}
-
-/** Makes the rename durable; some platforms cannot fsync a folder, and the file itself is already synced. */
-function syncFolder(folder: string): void {
-  try {
-    const fd = openSync(folder, "r");
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    // Best effort only.
-  }
 }

@@ -8,22 +8,23 @@
  * Every `checkpointEvery` steps the loop writes `<workDir>/checkpoints/step-<n>/`: model.safetensors (every
  * module's float32 state, "<module>.<key>"), optimizer.safetensors (AdamW moments and the learning-rate schedule,
  * via saveOptimizerState) and state.json (step, losses so far, the run's settings). The folder is written under a
- * temporary name and renamed when complete, so a kill mid-write leaves the previous checkpoint as the latest.
+ * temporary name and renamed when complete (src/util/atomic.ts), so a kill mid-write leaves the previous
+ * checkpoint as the latest.
  * On start, the latest checkpoint is resumed if its settings equal this run's (else an error says which differ).
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { Generator, loadSafetensors, noGrad, saveSafetensors, type Tensor } from "../../engine/index.js";
 import type { Module } from "../../engine/nn/index.js";
 import { loadOptimizerState, saveOptimizerState, type AdamW, type LRScheduler } from "../../engine/optim/index.js";
 import { hash32, streamId } from "../../miniworld/random.js";
-import { Progress } from "../../cli/progress.js";
-import { writeFileAtomic } from "../network-files.js";
+import { writeDirectoryAtomic, writeFileAtomic } from "../../util/atomic.js";
+import type { ProgressReporter } from "../../util/progress.js";
 
 /** What the caller of a training function can watch and control. */
 export interface TrainingHooks {
-  /** Draw a progress bar with rate and ETA on stderr. */
-  progress?: boolean;
+  /** Told the step and smoothed loss as the loop starts and after every step (the CLI draws a bar from it). */
+  progress?: ProgressReporter;
   /** Called after every step. */
   onProgress?: (report: StepReport) => void;
   /** Informational lines (rendering, resuming, checkpoints). */
@@ -86,7 +87,7 @@ export function runTrainingLoop(options: LoopOptions): LoopResult {
   const losses: number[] = [];
   const resumedFrom = resumeLatest(checkpoints, options, losses);
   if (resumedFrom > 0) hooks.log?.(`${label}: resumed from step ${resumedFrom}`);
-  const progress = hooks.progress ? new Progress({ label, total: steps, start: resumedFrom }) : null;
+  hooks.progress?.({ label, done: resumedFrom, total: steps, start: resumedFrom });
   const generator = new Generator("cpu");
   const stream = streamId(label);
   const started = performance.now();
@@ -108,7 +109,7 @@ export function runTrainingLoop(options: LoopOptions): LoopResult {
     hooks.onProgress?.({
       step, steps, loss, smoothedLoss, learningRate: options.optimizer.paramGroups[0]!.lr, seconds: (performance.now() - stepStarted) / 1000,
     });
-    progress?.tick(1, `loss ${smoothedLoss.toFixed(4)}`);
+    hooks.progress?.({ label, done: step, total: steps, start: resumedFrom, loss: smoothedLoss });
     if (step % checkpointEvery === 0 && step < steps) saveCheckpoint(checkpoints, step, options, losses);
   }
   return { step, stopped: false, losses, seconds: (performance.now() - started) / 1000, resumedFrom };
@@ -122,21 +123,18 @@ export function removeCheckpoints(workDir: string): void {
 const stepFolder = (step: number): string => `step-${String(step).padStart(7, "0")}`;
 
 function saveCheckpoint(checkpoints: string, step: number, options: LoopOptions, losses: number[]): void {
-  const temporary = path.join(checkpoints, `.${stepFolder(step)}.${process.pid}.tmp`);
-  rmSync(temporary, { recursive: true, force: true });
-  mkdirSync(temporary);
   const tensors = new Map<string, Tensor>();
   for (const [name, module] of Object.entries(options.modules)) {
     for (const [key, value] of module.stateDict()) tensors.set(`${name}.${key}`, value);
   }
-  saveSafetensors(path.join(temporary, "model.safetensors"), tensors, { format: CHECKPOINT_FORMAT });
-  saveOptimizerState(path.join(temporary, "optimizer.safetensors"), options.optimizer, { scheduler: options.scheduler });
-  writeFileAtomic(path.join(temporary, "state.json"), JSON.stringify({ format: CHECKPOINT_FORMAT, step, settings: options.settings, losses }));
-  const final = path.join(checkpoints, stepFolder(step));
-  rmSync(final, { recursive: true, force: true });
-  renameSync(temporary, final);
+  writeDirectoryAtomic(path.join(checkpoints, stepFolder(step)), (temporary) => {
+    saveSafetensors(path.join(temporary, "model.safetensors"), tensors, { format: CHECKPOINT_FORMAT });
+    saveOptimizerState(path.join(temporary, "optimizer.safetensors"), options.optimizer, { scheduler: options.scheduler });
+    writeFileAtomic(path.join(temporary, "state.json"), JSON.stringify({ format: CHECKPOINT_FORMAT, step, settings: options.settings, losses }));
+  });
   for (const entry of readdirSync(checkpoints)) {
-    if (/^step-\d+$/.test(entry) && entry !== stepFolder(step)) rmSync(path.join(checkpoints, entry), { recursive: true, force: true });
+    // Older checkpoints, and any step-<n>.tmp/ a kill left half-written.
+    if (/^step-\d+(\.tmp)?$/.test(entry) && entry !== stepFolder(step)) rmSync(path.join(checkpoints, entry), { recursive: true, force: true });
   }
   options.hooks.log?.(`${options.label}: checkpoint at step ${step}`);
 }

@@ -1,12 +1,13 @@
 /**
  * The run manifest: `<outputDir>/manifest.json`, the record of a training run and of every identity it has
- * finished (its photos, adapter file, final loss, steps, seed). It is rewritten atomically (temporary file,
- * fsync, rename) after each identity, so a crash or kill leaves either the old or the new list, never a torn
+ * finished (its photos, adapter file, final loss, steps, seed). It is rewritten atomically (src/util/atomic.ts:
+ * temporary file, fsync, rename) after each identity, so a crash or kill leaves either the old or the new list, never a torn
  * file: a resumed run skips the finished identities and loses at most the ones in flight (which restart from
  * their last checkpoint, or from scratch when they had none).
  */
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
+import { writeFileAtomic } from "../../util/atomic.js";
 
 export const MANIFEST_FORMAT = "hdb-dreambooth-run/1";
 export const MANIFEST_FILE = "manifest.json";
@@ -45,19 +46,6 @@ export function readManifest(dir: string): RunManifest | null {
 export function writeManifest(dir: string, manifest: RunManifest): void {
   mkdirSync(dir, { recursive: true });
   writeFileAtomic(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
-}
-
-/** Writes text to `file` through a temporary file, fsync and rename. */
-export function writeFileAtomic(file: string, text: string): void {
-  const temporary = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.tmp`);
-  const fd = openSync(temporary, "w");
-  try {
-    writeSync(fd, text);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(temporary, file);
 }
 
 /** Names of settings whose values differ between two fingerprints (for a clear resume error). */

@@ -13,7 +13,7 @@
  * exactly the gradient of its own loss, as if it were trained alone (a batch mean would scale it by 1/N).
  */
 import { mseLoss, tidy, type Tensor } from "../../engine/index.js";
-import { computeSnr, type DDPMScheduler } from "../../models/schedulers/index.js";
+import { minSnrWeights, type DDPMScheduler } from "../../models/schedulers/index.js";
 
 export interface ObjectiveOptions {
   /** The training scheduler: its prediction_type and noise schedule. */
@@ -68,14 +68,5 @@ export function dreamboothLosses(prediction: Tensor, target: Tensor, timesteps: 
     if (!withPriorPreservation) return { total: instanceLoss.alias(), instance: instanceLoss, prior: null };
     const priorLoss = perSample.select(1, 1).mean(1);
     return { total: instanceLoss.add(priorLoss.mul(options.priorLossWeight)), instance: instanceLoss, prior: priorLoss };
-  });
-}
-
-/** Min-SNR-γ weights at integer timesteps (diffusers' training scripts): min(SNR, γ)/SNR, or /(SNR + 1) for v. */
-export function minSnrWeights(scheduler: DDPMScheduler, timesteps: Tensor, gamma: number): Tensor {
-  return tidy(() => {
-    const snr = computeSnr(scheduler, timesteps);
-    const clipped = snr.clamp(null, gamma);
-    return scheduler.config.prediction_type === "v_prediction" ? clipped.div(snr.add(1)) : clipped.div(snr);
   });
 }

@@ -21,17 +21,20 @@ import { GradScaler } from "../../engine/optim/index.js";
 import type { DDPMScheduler } from "../../models/schedulers/index.js";
 import { savePng } from "../../pipeline/images.js";
 import { StableDiffusionPipeline } from "../../pipeline/stable-diffusion.js";
-import { Progress } from "../../cli/progress.js";
+import type { ProgressReporter } from "../../util/progress.js";
 import { attachAdapters, type TrainingAdapters } from "./adapters.js";
-import { promptWithIdentifier, resolveConfig, runFingerprint, type IdentitySpec, type TrainingConfig, type TrainingConfigInput } from "./config.js";
+import { promptWithIdentifier, resolveConfig, runFingerprint, upgradeFingerprint, type IdentitySpec, type TrainingConfig, type TrainingConfigInput } from "./config.js";
 import { encodePosterior, loadPixels, prepareClassImages } from "./data.js";
 import { IdentityRun, type IdentitySamples, type SharedData } from "./identity.js";
 import { differingSettings, MANIFEST_FORMAT, readManifest, writeManifest, type ManifestEntry, type RunManifest } from "./manifest.js";
 import { dreamboothLosses, trainingTarget } from "./objective.js";
 
 export interface TrainingHooks {
-  /** Draw progress bars with ETA on stderr (the CLI). */
-  progress?: boolean;
+  /**
+   * Told the steps done over all pending identities (their steps resumed from checkpoints counted as done
+   * before this run) and the loss, as the run starts and after every batch step; the CLI draws a bar from it.
+   */
+  progress?: ProgressReporter;
   /** Called after every batch step with each in-flight identity's step and loss. */
   onStep?: (report: StepReport) => void;
   onIdentityDone?: (entry: ManifestEntry) => void;
@@ -60,14 +63,20 @@ export async function trainDreamBooth(input: TrainingConfigInput, hooks: Trainin
   const trainer = await DreamBoothTrainer.open(config, hooks);
   try {
     const pending = config.identities.filter((identity) => !trainer.manifest.identities.some((done) => done.id === identity.id));
-    const progress = hooks.progress ? new Progress({ label: `train-${config.adapter}`, total: pending.length * config.maxTrainSteps }) : null;
+    const label = `train-${config.adapter}`;
+    const total = pending.length * config.maxTrainSteps;
+    let done = 0;
+    let resumed = 0;
+    hooks.progress?.({ label, done, total, start: resumed });
     const slots: IdentityRun[] = [];
     let batchStep = 0;
     while (pending.length > 0 || slots.length > 0) {
       if (hooks.stopAfterSteps !== undefined && batchStep >= hooks.stopAfterSteps) return { config, manifest: trainer.manifest, stopped: true };
       while (slots.length < config.identitiesPerBatch && pending.length > 0) {
         const run = await trainer.startIdentity(pending.shift()!);
-        progress?.tick(run.step);
+        done += run.step;
+        resumed += run.step;
+        hooks.progress?.({ label, done, total, start: resumed });
         slots.push(run);
       }
       const started = performance.now();
@@ -86,7 +95,8 @@ export async function trainDreamBooth(input: TrainingConfigInput, hooks: Trainin
         }
       }
       hooks.onStep?.({ batchStep, identities: report, seconds: (performance.now() - started) / 1000 });
-      progress?.tick(report.length, report.length === 1 ? `loss ${report[0]!.loss.toFixed(4)}` : `${report.length} identities`);
+      done += report.length;
+      hooks.progress?.({ label, done, total, start: resumed, ...(report.length === 1 ? { loss: report[0]!.loss } : { note: `${report.length} identities` }) });
     }
     return { config, manifest: trainer.manifest, stopped: false };
   } finally {
@@ -341,7 +351,7 @@ function openManifest(config: TrainingConfig): RunManifest {
     if (!config.resumeFromCheckpoint) {
       throw new Error(`${config.outputDir} already holds a training run: resume it (--resume-from-checkpoint) or choose another output folder`);
     }
-    const differing = differingSettings(existing.settings, settings);
+    const differing = differingSettings(upgradeFingerprint(existing.settings), settings);
     if (differing.length > 0) throw new Error(`cannot resume ${config.outputDir}: settings differ from the saved run: ${differing.join(", ")}`);
     return existing;
   }

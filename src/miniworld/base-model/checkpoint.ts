@@ -4,15 +4,15 @@
  * A checkpoint is a folder `<stageDir>/checkpoint-<step>/` holding weights.safetensors (the trained tensors
  * under their names, plus EMA shadows), optimizer.safetensors (AdamW moments and the learning-rate schedule)
  * and state.json (step, loss history, EMA update count). It is written as `checkpoint-<step>.tmp/` and renamed
- * when complete, so a kill mid-write leaves the previous checkpoint as the latest; older ones are then removed.
+ * when complete (src/util/atomic.ts), so a kill mid-write leaves the previous checkpoint as the latest; older ones are then removed.
  * Every step draws its randomness from a generator seeded with (seed, step), so the run after a resume takes
  * the same steps as an uninterrupted one.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import path from "node:path";
 import { loadSafetensors, saveSafetensors, type Tensor } from "../../engine/index.js";
 import { loadOptimizerState, saveOptimizerState, type BaseHyperParameters, type LRScheduler, type Optimizer } from "../../engine/optim/index.js";
-import { writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 
 export interface LossRecord {
   step: number;
@@ -32,15 +32,12 @@ export interface StageState {
 }
 
 export function saveStageCheckpoint(stageDir: string, state: StageState, tensors: Map<string, Tensor>, optimizer: Optimizer<BaseHyperParameters>, scheduler: LRScheduler): void {
-  const final = path.join(stageDir, `checkpoint-${state.step}`);
-  const tmp = `${final}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  mkdirSync(tmp, { recursive: true });
-  saveSafetensors(path.join(tmp, "weights.safetensors"), tensors);
-  saveOptimizerState(path.join(tmp, "optimizer.safetensors"), optimizer, { scheduler });
-  writeJsonAtomic(path.join(tmp, "state.json"), state);
-  rmSync(final, { recursive: true, force: true });
-  renameSync(tmp, final);
+  // Written as checkpoint-<step>.tmp/ first: a leftover of a kill is matched below and removed.
+  writeDirectoryAtomic(path.join(stageDir, `checkpoint-${state.step}`), (tmp) => {
+    saveSafetensors(path.join(tmp, "weights.safetensors"), tensors);
+    saveOptimizerState(path.join(tmp, "optimizer.safetensors"), optimizer, { scheduler });
+    writeJsonAtomic(path.join(tmp, "state.json"), state);
+  });
   for (const name of readdirSync(stageDir)) {
     const match = /^checkpoint-(\d+)(\.tmp)?$/.exec(name);
     if (match && (Number(match[1]) < state.step || match[2] !== undefined)) rmSync(path.join(stageDir, name), { recursive: true, force: true });

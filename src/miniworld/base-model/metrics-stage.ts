@@ -12,14 +12,16 @@ import { PromptFidelityNetwork } from "../../evaluation/fidelity-network.js";
 import { IdentityNetwork } from "../../evaluation/identity-network.js";
 import { FIDELITY_TRAINING_DEFAULTS, trainFidelityNetwork } from "../../evaluation/training/fidelity.js";
 import { IDENTITY_TRAINING_DEFAULTS, trainIdentityNetwork } from "../../evaluation/training/identity.js";
-import { writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import { writeJsonAtomic } from "../../util/atomic.js";
+import type { ProgressReporter } from "../../util/progress.js";
 import { splitIds } from "../splits.js";
 
 export interface MetricsStageOptions {
   outDir: string;
   workDir: string;
   threads: number;
-  progress?: boolean;
+  /** Told each network's training steps (the CLI draws bars from it). */
+  progress?: ProgressReporter;
   log?: (line: string) => void;
 }
 

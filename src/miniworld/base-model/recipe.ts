@@ -15,14 +15,16 @@
  * command again after a kill resumes where it stopped. <out>/build.json records the recipe, the command,
  * each stage's time and final loss.
  */
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads, type Tensor } from "../../engine/index.js";
 import { packageRoot } from "../../engine/native/libtorch.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
 import { UNet2DConditionModel } from "../../models/unet/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
-import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConfig, writeJsonAtomic, writeModelIndex } from "../../pipeline/save-pretrained.js";
+import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConfig, writeModelIndex } from "../../pipeline/save-pretrained.js";
+import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
+import type { ProgressReporter } from "../../util/progress.js";
 import type { LossRecord } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
@@ -47,7 +49,8 @@ export interface BuildOptions {
   workDir: string;
   /** Stop after this stage. */
   until?: BuildStage;
-  progress?: boolean;
+  /** Told every training loop's steps (the CLI draws bars from it). */
+  progress?: ProgressReporter;
   log?: (line: string) => void;
   /** The command line to record in build.json. */
   command?: string;
@@ -186,24 +189,21 @@ interface TrainedComponents {
  * float32). Written next to the target and renamed over it, so a kill never leaves half a model.
  */
 export function exportPipeline(baseDir: string, parts: TrainedComponents): void {
-  const tmp = `${baseDir}.tmp`;
-  rmSync(tmp, { recursive: true, force: true });
-  const vae = AutoencoderKL.fromPretrained(parts.vaeDir);
-  saveDiffusersModel(path.join(tmp, "vae"), "AutoencoderKL", { ...vae.config }, vae, { dtype: "float16" });
-  vae.dispose();
-  const unet = UNet2DConditionModel.fromPretrained(parts.unetDir);
-  saveDiffusersModel(path.join(tmp, "unet"), "UNet2DConditionModel", { ...unet.config }, unet, { dtype: "float16" });
-  unet.dispose();
-  const textEncoder = CLIPTextModel.fromPretrained(parts.textEncoderDir);
-  saveCLIPTextModel(path.join(tmp, "text_encoder"), { ...textEncoder.config }, textEncoder, { dtype: "float16" });
-  textEncoder.dispose();
-  copyTokenizer(parts.tokenizerDir, path.join(tmp, "tokenizer"));
-  const { prediction_type, ...schedule } = MINIWORLD_NOISE_SCHEDULE;
-  saveSchedulerConfig(path.join(tmp, "scheduler"), "PNDMScheduler", { ...schedule, prediction_type, skip_prk_steps: true, trained_betas: null });
-  writeModelIndex(tmp, "PNDMScheduler");
-  rmSync(baseDir, { recursive: true, force: true });
-  mkdirSync(path.dirname(baseDir), { recursive: true });
-  renameSync(tmp, baseDir);
+  writeDirectoryAtomic(baseDir, (tmp) => {
+    const vae = AutoencoderKL.fromPretrained(parts.vaeDir);
+    saveDiffusersModel(path.join(tmp, "vae"), "AutoencoderKL", { ...vae.config }, vae, { dtype: "float16" });
+    vae.dispose();
+    const unet = UNet2DConditionModel.fromPretrained(parts.unetDir);
+    saveDiffusersModel(path.join(tmp, "unet"), "UNet2DConditionModel", { ...unet.config }, unet, { dtype: "float16" });
+    unet.dispose();
+    const textEncoder = CLIPTextModel.fromPretrained(parts.textEncoderDir);
+    saveCLIPTextModel(path.join(tmp, "text_encoder"), { ...textEncoder.config }, textEncoder, { dtype: "float16" });
+    textEncoder.dispose();
+    copyTokenizer(parts.tokenizerDir, path.join(tmp, "tokenizer"));
+    const { prediction_type, ...schedule } = MINIWORLD_NOISE_SCHEDULE;
+    saveSchedulerConfig(path.join(tmp, "scheduler"), "PNDMScheduler", { ...schedule, prediction_type, skip_prk_steps: true, trained_betas: null });
+    writeModelIndex(tmp, "PNDMScheduler");
+  });
 }
 
 function folderBytes(dir: string): number {

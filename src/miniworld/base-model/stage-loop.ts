@@ -1,17 +1,17 @@
 /**
  * The loop every base-model training stage runs (nanoGPT-style, written out once): resume from the newest
  * checkpoint, then per step a forward/backward (the stage's `trainStep`), gradient clipping, an AdamW step,
- * the learning-rate schedule and the EMA; loss records every `recordEvery` steps, a progress bar with ETA, and
- * a checkpoint every `checkpointEvery` steps and at the end.
+ * the learning-rate schedule and the EMA; loss records every `recordEvery` steps, progress reports (the CLI
+ * draws a bar with ETA from them), and a checkpoint every `checkpointEvery` steps and at the end.
  */
 import { clipGradNorm_ } from "../../engine/nn/index.js";
 import type { ExponentialMovingAverage, LRScheduler, Optimizer, BaseHyperParameters } from "../../engine/optim/index.js";
 import type { Tensor } from "../../engine/index.js";
-import { Progress } from "../../cli/progress.js";
+import type { ProgressReporter } from "../../util/progress.js";
 import { latestStageCheckpoint, restoreOptimizer, saveStageCheckpoint, withPrefix, type StageState } from "./checkpoint.js";
 
 export interface StageLoop {
-  /** Label of the progress bar and log lines ("vae", "diffusion"). */
+  /** Label of the progress reports and log lines ("vae", "diffusion"). */
   name: string;
   stageDir: string;
   steps: number;
@@ -27,7 +27,8 @@ export interface StageLoop {
   restore(tensors: Map<string, Tensor>): void;
   /** Forward and backward of step `step` (its randomness seeded by the step); returns the loss. */
   trainStep(step: number): number;
-  progress?: boolean;
+  /** Told the step and loss as the loop starts and after every step. */
+  progress?: ProgressReporter;
   log?: (line: string) => void;
   /** Stop (as a kill would) after this many steps of this call: tests of resuming. */
   stopAfterSteps?: number;
@@ -55,7 +56,8 @@ export async function runStageLoop(loop: StageLoop): Promise<StageResult> {
     state = checkpoint.state;
     log(`${loop.name}: resuming from ${checkpoint.dir} (step ${state.step} of ${loop.steps})`);
   }
-  const progress = loop.progress ? new Progress({ label: loop.name, total: loop.steps, start: state.step }) : null;
+  const start = state.step;
+  loop.progress?.({ label: loop.name, done: start, total: loop.steps, start });
   const recordEvery = loop.recordEvery ?? 50;
   let sum = state.pendingLossSum ?? 0;
   let count = state.pendingLossCount ?? 0;
@@ -89,7 +91,7 @@ export async function runStageLoop(loop: StageLoop): Promise<StageResult> {
       sum = 0;
       count = 0;
     }
-    progress?.tick(1, `loss ${(state.losses.at(-1)?.loss ?? loss).toFixed(4)}`);
+    loop.progress?.({ label: loop.name, done: state.step, total: loop.steps, start, loss: state.losses.at(-1)?.loss ?? loss });
     if (state.step % loop.checkpointEvery === 0 || state.step === loop.steps) save();
     if (state.step % 10 === 0) await new Promise((resolve) => setImmediate(resolve));
   }

@@ -16,13 +16,13 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { Generator, keep, manualSeed, mseLoss, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
 import { AdamW, constantWithWarmupSchedule, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
-import { minSnrWeights } from "../../lidb/training/objective.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
 import { clipTextConfig, type CLIPTextConfig } from "../../models/clip/text-config.js";
 import { CLIPTokenizer } from "../../models/clip/tokenizer.js";
-import { computeSnr, schedulerFromConfig, type DDPMScheduler } from "../../models/schedulers/index.js";
+import { minSnrWeights, schedulerFromConfig, truncatedMinSnrWeights, type DDPMScheduler } from "../../models/schedulers/index.js";
 import { UNet2DConditionModel } from "../../models/unet/index.js";
-import { saveCLIPTextModel, saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import { saveCLIPTextModel, saveDiffusersModel } from "../../pipeline/save-pretrained.js";
+import { writeJsonAtomic } from "../../util/atomic.js";
 import { writeVocabulary } from "../vocabulary.js";
 import { latestStageCheckpoint, withPrefix, type StageState } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG, type BaseModelRecipe, type ImageSampling } from "./config.js";
@@ -101,11 +101,7 @@ export function phaseLossWeights(phase: DiffusionPhase, noise: DDPMScheduler, ti
   const weighting = phase.weighting;
   if (weighting.kind === "none") return null;
   if (weighting.kind === "min-snr") return minSnrWeights(noise, timesteps, weighting.snrGamma);
-  const gamma = weighting.snrGamma;
-  return tidy(() => {
-    const snr = computeSnr(noise, timesteps);
-    return snr.clamp(Math.min(1, gamma), gamma).div(snr);
-  });
+  return truncatedMinSnrWeights(noise, timesteps, weighting.snrGamma);
 }
 
 export interface DiffusionStageResult {

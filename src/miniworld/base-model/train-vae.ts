@@ -10,10 +10,12 @@ import path from "node:path";
 import { arange, Generator, manualSeed, mseLoss, noGrad, randint, tidy, type Tensor } from "../../engine/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
-import { saveDiffusersModel, writeJsonAtomic } from "../../pipeline/save-pretrained.js";
+import { saveDiffusersModel } from "../../pipeline/save-pretrained.js";
 import type { StageState } from "./checkpoint.js";
 import { MINIWORLD_VAE_CONFIG, type BaseModelRecipe } from "./config.js";
 import { imageBatch } from "../../pipeline/images.js";
+import { writeJsonAtomic } from "../../util/atomic.js";
+import type { ProgressReporter } from "../../util/progress.js";
 import { runStageLoop } from "./stage-loop.js";
 
 export interface StageOptions {
@@ -21,7 +23,8 @@ export interface StageOptions {
   /** uint8 (N, 64, 64, 3) training images. */
   images: Tensor;
   workDir: string;
-  progress?: boolean;
+  /** Told each training loop's steps (the CLI draws bars from it). */
+  progress?: ProgressReporter;
   log?: (line: string) => void;
   stopAfterSteps?: number;
   /**

@@ -5,33 +5,22 @@
  * Python's json module writes bare NaN / Infinity / -Infinity (e.g. DPM-Solver's `lambda_min_clipped`), so
  * those are read as the numbers they mean; anything else that is not JSON is an error naming the file.
  */
-import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { parsePythonJson } from "../schedulers/config.js";
+import { JsonFileError, readJsonObject as readJson, type JsonRecord } from "../../util/json.js";
 import { ModelLoadingError } from "./errors.js";
 
 /** A parsed JSON object (configs are always objects at the top level). */
-export type JsonRecord = Record<string, unknown>;
+export type { JsonRecord };
 
-/** Reads a JSON file that must hold an object; `what` says in errors what the file is for. */
+/** Reads a JSON file that must hold an object (src/util/json.ts); `what` says in errors what the file is for. */
 export function readJsonObject(path: string, what = "JSON file"): JsonRecord {
-  let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    return readJson(path, what);
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    throw new ModelLoadingError(code === "ENOENT" ? `${what} ${path} does not exist` : `cannot read ${what} ${path}: ${(error as Error).message}`);
+    if (error instanceof JsonFileError) throw new ModelLoadingError(error.message);
+    throw error;
   }
-  let parsed: unknown;
-  try {
-    parsed = parsePythonJson(text, path);
-  } catch (error) {
-    throw new ModelLoadingError(`${what} ${path} is not valid JSON: ${(error as Error).message.replace(`${path}: `, "")}`);
-  }
-  if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
-    throw new ModelLoadingError(`${what} ${path} must hold a JSON object, found ${Array.isArray(parsed) ? "an array" : JSON.stringify(parsed)}`);
-  }
-  return parsed as JsonRecord;
 }
 
 /**

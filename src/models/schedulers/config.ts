@@ -5,6 +5,10 @@
  * Keys keep diffusers' snake_case spelling so that a config round-trips through JSON unchanged.
  */
 import { readFileSync } from "node:fs";
+import { parsePythonJson } from "../../util/json.js";
+
+/** Python's JSON dialect (bare NaN, ±Infinity): src/util/json.ts, re-exported where scheduler configs are read. */
+export { parsePythonJson };
 
 export type SchedulerClassName =
   | "DDPMScheduler"
@@ -288,39 +292,14 @@ export function loadSchedulerConfig(path: string): RawSchedulerConfig {
 }
 
 export function parseSchedulerConfig(text: string, source = "scheduler config"): RawSchedulerConfig {
-  const parsed = parsePythonJson(text, source);
+  let parsed: unknown;
+  try {
+    parsed = parsePythonJson(text, source);
+  } catch (error) {
+    throw new SchedulerError((error as Error).message);
+  }
   if (parsed === null || typeof parsed !== "object" || Array.isArray(parsed)) {
     throw new SchedulerError(`${source}: expected a JSON object`);
   }
   return parsed as RawSchedulerConfig;
-}
-
-/** JSON as Python's json module writes it: bare NaN, Infinity and -Infinity are allowed. */
-export function parsePythonJson(text: string, source = "JSON"): unknown {
-  const marker = "\u0000num:";
-  let json = "";
-  let inString = false;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (inString) {
-      json += c;
-      if (c === "\\") json += text[++i] ?? "";
-      else if (c === '"') inString = false;
-      continue;
-    }
-    if (c === '"') inString = true;
-    const word = /^(-?Infinity|NaN)/.exec(text.slice(i, i + 9));
-    if (!inString && word) {
-      json += JSON.stringify(marker + word[1]);
-      i += word[1]!.length - 1;
-      continue;
-    }
-    json += c;
-  }
-  try {
-    return JSON.parse(json, (_key, value: unknown) =>
-      typeof value === "string" && value.startsWith(marker) ? Number(value.slice(marker.length)) : value);
-  } catch (error) {
-    throw new SchedulerError(`${source}: not valid JSON (${(error as Error).message})`);
-  }
 }

@@ -2,7 +2,8 @@
  * DDPM: "Denoising Diffusion Probabilistic Models" (Ho, Jain & Abbeel, 2020), as diffusers' DDPMScheduler.
  *
  * Training uses its forward process (`addNoise`), the v-prediction target (`getVelocity`, Salimans & Ho 2022)
- * and the SNR for min-SNR loss weighting (`computeSnr`, Hang et al. 2023). Sampling walks the ancestral
+ * and the SNR with the loss weights built on it (`computeSnr`, `minSnrWeights`, `truncatedMinSnrWeights`; Hang et
+ * al. 2023), the one implementation LiDB training and the base-model recipe share. Sampling walks the ancestral
  * posterior q(x_{t-1} | x_t, x_0) with the predicted x_0 and fresh Gaussian noise each step; `variance_type`
  * picks that noise's variance (the posterior's "fixed_small", or beta_t for "fixed_large"), and `clip_sample`
  * clamps x_0 for pixel-space models.
@@ -132,5 +133,28 @@ export function computeSnr(scheduler: { alphasCumprod: Tensor }, timesteps: Tens
       return r.expand(...timesteps.shape);
     };
     return pick(sqrtAlphas).div(pick(sqrtOneMinus)).pow(2);
+  });
+}
+
+/**
+ * Min-SNR-γ loss weights at integer timesteps (Hang et al. 2023, as diffusers' training scripts compute them):
+ * min(SNR, γ)/SNR for ε-prediction, min(SNR, γ)/(SNR + 1) for v-prediction.
+ */
+export function minSnrWeights(scheduler: DDPMScheduler, timesteps: Tensor, gamma: number): Tensor {
+  return tidy(() => {
+    const snr = computeSnr(scheduler, timesteps);
+    const clipped = snr.clamp(null, gamma);
+    return scheduler.config.prediction_type === "v_prediction" ? clipped.div(snr.add(1)) : clipped.div(snr);
+  });
+}
+
+/**
+ * Truncated min-SNR-γ weights for ε-prediction: clamp(SNR, min(1, γ), γ)/SNR, so the high-noise steps (SNR < 1)
+ * weigh 1/SNR > 1 instead of 1, and words take hold (the base-model recipe's diffusion phases 3 and 4).
+ */
+export function truncatedMinSnrWeights(scheduler: { alphasCumprod: Tensor }, timesteps: Tensor, gamma: number): Tensor {
+  return tidy(() => {
+    const snr = computeSnr(scheduler, timesteps);
+    return snr.clamp(Math.min(1, gamma), gamma).div(snr);
   });
 }

@@ -20,7 +20,7 @@ import { PNDMScheduler } from "./pndm.js";
 export { Scheduler, type StepOptions, type StepOutput, type Timestep } from "./base.js";
 export { SigmaScheduler } from "./sigma.js";
 export * from "./config.js";
-export { DDPMScheduler, computeSnr } from "./ddpm.js";
+export { DDPMScheduler, computeSnr, minSnrWeights, truncatedMinSnrWeights } from "./ddpm.js";
 export { DDIMScheduler, type DDIMStepOptions } from "./ddim.js";
 export { PNDMScheduler } from "./pndm.js";
 export { EulerDiscreteScheduler, type EulerStepOptions } from "./euler.js";
