@@ -2,21 +2,20 @@
  * `hdb demo`: the README's main job. Loads the bundled mini-world model (a Stable-Diffusion-architecture model
  * trained by `hdb miniworld build`, models/miniworld/base) and renders a grid of prompts, two seeds each,
  * into a folder: one PNG per image, grid.png, index.html and README.md (the prompts next to their images).
- *
- *   hdb demo [--model <diffusers folder>] [--out out/demo] [--seed 0] [--steps 25] [--guidance 5] [--threads N]
+ * Flags: DEMO_SPEC below (`hdb demo --help`).
  *
  * Each image is exactly `hdb generate --model <folder> --prompt "<prompt>" --seed <seed> --batch 1 --steps 25
  * --scheduler dpm++2m --guidance 5` (one call per prompt and seed), so any one can be reproduced alone.
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { setNumThreads } from "../engine/index.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { imageGrid, savePng, type RgbImage } from "../pipeline/images.js";
-import { writeFileAtomic } from "../lidb/training/manifest.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
-import { Progress } from "./progress.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+import { Progress } from "../util/progress.js";
 
 /** Prompts that show what the world's words can ask for: attributes, media, scenes, accessories, transformations. */
 export const DEMO_PROMPTS = [
@@ -30,33 +29,32 @@ export const DEMO_PROMPTS = [
   "a face in space wearing a crown",
 ] as const;
 
-function integer(text: string | undefined, flag: string, fallback: number, min: number): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < min) throw new Error(`--${flag} must be an integer ≥ ${min}, got '${text}'`);
-  return value;
-}
+export const DEMO_SPEC = defineCommand({
+  name: "demo",
+  summary: "the main job: a grid of images from the bundled mini-world model (PNGs, grid.png, index.html, README.md)",
+  usage: "[flags]",
+  flags: {
+    model: { type: "string", value: "<folder>", description: "the diffusers model folder", defaultText: "models/miniworld/base" },
+    out: { type: "string", value: "<folder>", description: "where the images, grid.png, index.html and README.md go", default: path.join("out", "demo") },
+    seed: { type: "integer", min: 0, default: 0, description: "the first of the two seeds of each prompt" },
+    steps: { type: "integer", min: 1, default: 25, description: "DPM-Solver++ 2M steps per image" },
+    guidance: { type: "number", min: 0, default: 5, value: "<scale>", description: "classifier-free guidance scale" },
+    threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
+  },
+  examples: ["hdb demo --out out/demo", "hdb demo --steps 10 --seed 7 --threads 2"],
+});
 
 const escapeHtml = (text: string): string => text.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;").replace(/"/g, "&quot;");
 
 export async function runDemo(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      model: { type: "string" }, out: { type: "string" }, seed: { type: "string" }, steps: { type: "string" },
-      guidance: { type: "string" }, threads: { type: "string" },
-    },
-  });
+  const { values } = parseFlags(DEMO_SPEC, argv);
   const model = path.resolve(values.model ?? path.join(bundledMiniworldDir(), "base"));
   if (!existsSync(path.join(model, "model_index.json"))) {
     throw new Error(`no diffusers model at ${model} (model_index.json missing): the bundled model is made by \`hdb miniworld build\``);
   }
-  const out = path.resolve(values.out ?? path.join("out", "demo"));
-  const firstSeed = integer(values.seed, "seed", 0, 0);
-  const steps = integer(values.steps, "steps", 25, 1);
-  const guidance = values.guidance === undefined ? 5 : Number(values.guidance);
-  if (!Number.isFinite(guidance) || guidance < 0) throw new Error(`--guidance must be a number ≥ 0, got '${values.guidance}'`);
-  if (values.threads !== undefined) setNumThreads(integer(values.threads, "threads", 1, 1));
+  const out = path.resolve(values.out);
+  const { seed: firstSeed, steps, guidance } = values;
+  if (values.threads !== undefined) setNumThreads(values.threads);
   const seeds = [firstSeed, firstSeed + 1];
 
   const started = performance.now();

@@ -1,13 +1,32 @@
 /**
  * `hdb engine-check`: fits a small MLP to a fixed random teacher network with AdamW, showing the loss falling and
  * the step time. It exercises the whole engine path a training loop uses (modules, autograd, optimiser,
- * scopes) in a few seconds on a CPU.
+ * scopes) in a few seconds on a CPU. Flags: ENGINE_CHECK_SPEC below (`hdb engine-check --help`).
  */
 import { defaultDevice, getNumThreads, manualSeed, memory, noGrad, randn, setNumThreads, tidy, keep } from "../engine/index.js";
 import { GELU, Linear, Sequential } from "../engine/nn/index.js";
 import { AdamW, cosineSchedule } from "../engine/optim/index.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
 import { printInfo } from "./info.js";
-import { Progress } from "./progress.js";
+import { Progress } from "../util/progress.js";
+
+export const ENGINE_CHECK_SPEC = defineCommand({
+  name: "engine-check",
+  summary: "train a small model on the engine and show the loss falling",
+  usage: "[flags]",
+  flags: {
+    steps: { type: "integer", min: 1, default: 300, description: "AdamW steps" },
+    threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
+    device: { type: "string", value: "<device>", description: "cpu, cuda:0, mps, …", defaultText: "the engine's default device" },
+  },
+  examples: ["hdb engine-check --steps 100 --threads 2"],
+});
+
+/** `hdb engine-check` with its command-line arguments. */
+export async function runEngineCheckCommand(argv: string[]): Promise<void> {
+  const { values } = parseFlags(ENGINE_CHECK_SPEC, argv);
+  await runEngineCheck({ steps: values.steps, threads: values.threads, device: values.device });
+}
 
 export interface EngineCheckOptions {
   steps: number;

@@ -1,31 +1,43 @@
 /**
- * `hdb export <lidb> --format diffusers|kohya --out <file> [--dtype float32|float16] [--model <folder|id>]`
- *
- * Writes a LiDB file as a standard rank-r LoRA (src/lidb/export.ts): the exact products with the aux bases,
- * which are rebuilt from the file's seed and target list, so no model is needed. With --model, the file is
- * first checked against that model's UNet and text encoder (layer names and weight shapes, from their
- * configs; no weights are loaded) and any mismatch is an error.
+ * `hdb export <lidb>`: writes a LiDB file as a standard rank-r LoRA (src/lidb/export.ts): the exact products with
+ * the aux bases, which are rebuilt from the file's seed and target list, so no model is needed. With --model,
+ * the file is first checked against that model's UNet and text encoder (layer names and weight shapes, from
+ * their configs; no weights are loaded) and any mismatch is an error. Flags: EXPORT_SPEC (`hdb export --help`).
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { checkLidbCompatibility, exportLidbFile, LORA_FORMATS, readLidbFileInfo, type AdaptedModels, type LoraFormat } from "../lidb/index.js";
 import { parseCLIPTextConfig } from "../models/clip/text-config.js";
 import { CLIPTextModel } from "../models/clip/text-encoder.js";
 import { readComponentConfig } from "../models/loading/config.js";
 import { resolvePretrained } from "../models/loading/resolve.js";
 import { UNet2DConditionModel } from "../models/unet/index.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+
+export const EXPORT_SPEC = defineCommand({
+  name: "export",
+  summary: "a LiDB file as a standard LoRA file (diffusers or kohya keys; exact, rank r)",
+  usage: "<lidb.safetensors> --format diffusers|kohya --out <file.safetensors> [flags]",
+  positionals: true,
+  flags: {
+    format: { type: "string", choices: LORA_FORMATS, description: "the LoRA layout: diffusers/peft or kohya (required)" },
+    out: { type: "string", value: "<file.safetensors>", description: "the LoRA file to write (required)" },
+    dtype: { type: "string", choices: ["float32", "float16"], default: "float32", description: "the LoRA's dtype" },
+    model: { type: "string", value: "<folder|id>", description: "check the file against this model's UNet and text encoder first", defaultText: "no check" },
+    "allow-download": { type: "boolean", description: "download --model from the Hugging Face Hub when it is not cached" },
+  },
+  examples: [
+    "hdb export out/0.lidb.safetensors --format kohya --out face.safetensors",
+    "hdb export out/0.lidb.safetensors --format diffusers --dtype float16 --model models/miniworld/base --out face.safetensors",
+  ],
+});
 
 export async function runExport(argv: string[]): Promise<void> {
-  const { values, positionals } = parseArgs({
-    args: argv, allowPositionals: true,
-    options: { format: { type: "string" }, out: { type: "string" }, dtype: { type: "string" }, model: { type: "string" }, "allow-download": { type: "boolean" } },
-  });
+  const { values, positionals } = parseFlags(EXPORT_SPEC, argv);
   if (positionals.length !== 1) throw new Error("usage: hdb export <lidb.safetensors> --format diffusers|kohya --out <file.safetensors>");
   const format = values.format as LoraFormat | undefined;
-  if (format === undefined || !LORA_FORMATS.includes(format)) throw new Error(`--format must be one of ${LORA_FORMATS.join(", ")}, got '${values.format ?? ""}'`);
+  if (format === undefined) throw new Error(`--format must be one of ${LORA_FORMATS.join(", ")}, got '${values.format ?? ""}'`);
   if (!values.out) throw new Error("--out is required (the LoRA file to write)");
-  const dtype = (values.dtype ?? "float32") as "float32" | "float16";
-  if (dtype !== "float32" && dtype !== "float16") throw new Error(`--dtype must be float32 or float16, got '${values.dtype}'`);
+  const dtype = values.dtype as "float32" | "float16";
   const lidb = positionals[0]!;
   const info = readLidbFileInfo(lidb);
   if (values.model) {

@@ -1,14 +1,25 @@
 /**
- * `hdb inspect <file> [--json]`: what a LiDB or LoRA file is, for which base model, its sizes, identifier and
- * metadata. Only the header is read (no tensor data), except for a LoRA file's ranks and alphas.
+ * `hdb inspect <file>`: what a LiDB or LoRA file is, for which base model, its sizes, identifier and metadata.
+ * Only the header is read (no tensor data), except for a LoRA file's ranks and alphas. Flags: INSPECT_SPEC.
  */
 import { statSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { readSafetensorsHeader } from "../engine/index.js";
 import { readLidbFileInfo, readLoraFile, type LidbFileInfo, type LoraFile } from "../lidb/index.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+
+export const INSPECT_SPEC = defineCommand({
+  name: "inspect",
+  summary: "what a LiDB or LoRA file is: base model, sizes, identifier, metadata",
+  usage: "<file.safetensors> [--json]",
+  positionals: true,
+  flags: {
+    json: { type: "boolean", description: "print the facts as JSON" },
+  },
+  examples: ["hdb inspect out/0.lidb.safetensors", "hdb inspect face.safetensors --json"],
+});
 
 export function runInspect(argv: string[]): void {
-  const { values, positionals } = parseArgs({ args: argv, options: { json: { type: "boolean" } }, allowPositionals: true });
+  const { values, positionals } = parseFlags(INSPECT_SPEC, argv);
   if (positionals.length !== 1) throw new Error("usage: hdb inspect <file.safetensors> [--json]");
   const file = positionals[0]!;
   const bytes = statSync(file).size;

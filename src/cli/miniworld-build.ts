@@ -1,26 +1,44 @@
 /**
  * `hdb miniworld build`: regenerate the bundled mini-world model from seeds (src/miniworld/base-model/recipe.ts).
- *
- *   hdb miniworld build [--out models/miniworld] [--work build/miniworld-work] [--threads N]
- *       [--until vae|diffusion|diffusion-2|diffusion-3|diffusion-4|vae-decoder|export|metrics] [--dataset-size N] [--vae-steps N]
- *       [--decoder-steps N] [--diffusion-steps N] [--continuation-steps N] [--conditioning-steps N] [--balance-steps N]
- *       [--batch-size N (the diffusion stages')] [--checkpoint-every N] [--seed N] [--device cpu|cuda:0]
- *
- * Shows progress with an ETA; killed, the same command resumes from the last checkpoint.
+ * Flags: MINIWORLD_BUILD_SPEC below (`hdb miniworld build --help`). Shows progress with an ETA; killed, the
+ * same command resumes from the last checkpoint.
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { devices, setNumThreads } from "../engine/index.js";
-import { baseModelRecipe } from "../miniworld/base-model/config.js";
+import { DEFAULT_BASE_MODEL_RECIPE as R, baseModelRecipe } from "../miniworld/base-model/config.js";
 import { BUILD_STAGES, buildMiniworld, bundledMiniworldDir, type BuildStage } from "../miniworld/base-model/recipe.js";
-import { formatDuration } from "./progress.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+import { formatDuration, progressBars } from "../util/progress.js";
 
-function positiveInteger(text: string | undefined, flag: string): number | undefined {
-  if (text === undefined) return undefined;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value < 1) throw new Error(`--${flag} must be a positive integer, got '${text}'`);
-  return value;
-}
+export const MINIWORLD_BUILD_SPEC = defineCommand({
+  name: "miniworld build",
+  summary: "train the bundled base model from seeds (resumable; about 4.5 h on 2 cores)",
+  usage: "[flags]",
+  details: `Stages in order: the VAE, the diffusion model (UNet + text encoder) in four phases, the decoder fine-tune,
+the diffusers export and the metric networks; build.json records the recipe, times and losses. Killed, the
+same command resumes from the last checkpoint; a longer last phase (e.g. --balance-steps) continues it exactly.`,
+  flags: {
+    out: { type: "string", value: "<folder>", description: "where base/, metrics/ and build.json go", defaultText: "models/miniworld (the bundled one)" },
+    work: { type: "string", value: "<folder>", description: "checkpoints, cached renders and posteriors", default: path.join("build", "miniworld-work") },
+    threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
+    until: { type: "string", choices: BUILD_STAGES, description: "stop after this stage", defaultText: "all stages" },
+    "dataset-size": { type: "integer", min: 1, description: "captioned renders of pretraining identities", defaultText: String(R.datasetSize) },
+    "vae-steps": { type: "integer", min: 1, description: "stage 1: VAE steps", defaultText: String(R.vae.steps) },
+    "decoder-steps": { type: "integer", min: 1, description: "stage 3: decoder fine-tune steps", defaultText: String(R.vae.decoderSteps) },
+    "diffusion-steps": { type: "integer", min: 1, description: "diffusion phase 1 steps", defaultText: String(R.diffusion.steps) },
+    "continuation-steps": { type: "integer", min: 1, description: "diffusion phase 2 steps: constant rate, min-SNR-γ", defaultText: String(R.continuation.steps) },
+    "conditioning-steps": { type: "integer", min: 1, description: "diffusion phase 3 steps: high-noise steps weighted up", defaultText: String(R.conditioning.steps) },
+    "balance-steps": { type: "integer", min: 1, description: "diffusion phase 4 steps: hair colours drawn equally often", defaultText: String(R.colourBalance.steps) },
+    "batch-size": { type: "integer", min: 1, description: "the diffusion stages' batch size", defaultText: String(R.diffusion.batchSize) },
+    "checkpoint-every": { type: "integer", min: 1, description: "steps between checkpoints", defaultText: String(R.checkpointEvery) },
+    seed: { type: "integer", min: 0, description: "the recipe's seed: data, initialisation, noise", defaultText: String(R.seed) },
+    device: { type: "string", value: "<device>", description: "where the stages train; data and random draws stay on the CPU", defaultText: "cpu" },
+  },
+  examples: [
+    "hdb miniworld build --threads 2",
+    "hdb miniworld build --out /tmp/mw --work /tmp/mw-work --dataset-size 64 --vae-steps 10 --until export",
+  ],
+});
 
 /** A device this libtorch can use, or an error saying which exist. */
 function checkedDevice(device: string): string {
@@ -31,33 +49,20 @@ function checkedDevice(device: string): string {
 }
 
 export async function runMiniworldBuild(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      out: { type: "string" }, work: { type: "string" }, threads: { type: "string" }, until: { type: "string" },
-      "dataset-size": { type: "string" }, "vae-steps": { type: "string" }, "decoder-steps": { type: "string" }, "diffusion-steps": { type: "string" }, "continuation-steps": { type: "string" },
-      "conditioning-steps": { type: "string" }, "balance-steps": { type: "string" },
-      "batch-size": { type: "string" }, "checkpoint-every": { type: "string" }, seed: { type: "string" }, device: { type: "string" },
-    },
-  });
-  const threads = positiveInteger(values.threads, "threads");
-  if (threads !== undefined) setNumThreads(threads);
-  if (values.until !== undefined && !BUILD_STAGES.includes(values.until as BuildStage)) {
-    throw new Error(`--until must be one of ${BUILD_STAGES.join(", ")}, got '${values.until}'`);
-  }
-  const seed = values.seed === undefined ? undefined : Number(values.seed);
-  if (seed !== undefined && (!Number.isSafeInteger(seed) || seed < 0)) throw new Error(`--seed must be an integer ≥ 0, got '${values.seed}'`);
-  const vaeSteps = positiveInteger(values["vae-steps"], "vae-steps");
-  const decoderSteps = positiveInteger(values["decoder-steps"], "decoder-steps");
-  const continuationSteps = positiveInteger(values["continuation-steps"], "continuation-steps");
-  const conditioningSteps = positiveInteger(values["conditioning-steps"], "conditioning-steps");
-  const balanceSteps = positiveInteger(values["balance-steps"], "balance-steps");
-  const diffusionSteps = positiveInteger(values["diffusion-steps"], "diffusion-steps");
-  const batchSize = positiveInteger(values["batch-size"], "batch-size");
+  const { values } = parseFlags(MINIWORLD_BUILD_SPEC, argv);
+  if (values.threads !== undefined) setNumThreads(values.threads);
+  const seed = values.seed;
+  const vaeSteps = values["vae-steps"];
+  const decoderSteps = values["decoder-steps"];
+  const continuationSteps = values["continuation-steps"];
+  const conditioningSteps = values["conditioning-steps"];
+  const balanceSteps = values["balance-steps"];
+  const diffusionSteps = values["diffusion-steps"];
+  const batchSize = values["batch-size"];
   const recipe = baseModelRecipe({
     ...(seed === undefined ? {} : { seed }),
-    ...(values["dataset-size"] === undefined ? {} : { datasetSize: positiveInteger(values["dataset-size"], "dataset-size")! }),
-    ...(values["checkpoint-every"] === undefined ? {} : { checkpointEvery: positiveInteger(values["checkpoint-every"], "checkpoint-every")! }),
+    ...(values["dataset-size"] === undefined ? {} : { datasetSize: values["dataset-size"] }),
+    ...(values["checkpoint-every"] === undefined ? {} : { checkpointEvery: values["checkpoint-every"] }),
     vae: { ...(vaeSteps === undefined ? {} : { steps: vaeSteps }), ...(decoderSteps === undefined ? {} : { decoderSteps }) },
     diffusion: { ...(diffusionSteps === undefined ? {} : { steps: diffusionSteps }), ...(batchSize === undefined ? {} : { batchSize }) },
     continuation: { ...(continuationSteps === undefined ? {} : { steps: continuationSteps }) },
@@ -65,12 +70,12 @@ export async function runMiniworldBuild(argv: string[]): Promise<void> {
     colourBalance: { ...(balanceSteps === undefined ? {} : { steps: balanceSteps }) },
   });
   const outDir = path.resolve(values.out ?? bundledMiniworldDir());
-  const workDir = path.resolve(values.work ?? path.join("build", "miniworld-work"));
+  const workDir = path.resolve(values.work);
   const started = Date.now();
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   log(`building the mini-world model into ${outDir} (work folder ${workDir})`);
   const { record, finished, baseDir } = await buildMiniworld({
-    recipe, outDir, workDir, progress: true, log, command: ["hdb", "miniworld", "build", ...argv].join(" "),
+    recipe, outDir, workDir, progress: progressBars(), log, command: ["hdb", "miniworld", "build", ...argv].join(" "),
     ...(values.until === undefined ? {} : { until: values.until as BuildStage }),
     ...(values.device === undefined ? {} : { device: checkedDevice(values.device) }),
   });

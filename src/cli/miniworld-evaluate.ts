@@ -1,67 +1,86 @@
 /**
- * Measuring the mini-world model with the world's metric networks (src/evaluation/):
- *
- *   hdb miniworld quality [--model models/miniworld/base] [--metrics models/miniworld/metrics] [--out reports/miniworld]
- *       [--images-per-prompt 8] [--steps 25] [--guidance 5] [--seed 0] [--threads N]
- *     The base model's bars: style fidelity, hair-colour words, "a face" looks like the world → quality.json.
- *
- *   hdb miniworld dreambooth [--model ...] [--metrics ...] [--out reports/miniworld/dreambooth] [--identities 20]
- *       [--seeds 2] [--train-steps 300] [--learning-rate 1e-2] [--identities-per-batch 4] [--threads N]
- *     LiDB on held-out identities (one photo each) → report.md, report.json, contact-sheet.png. Resumable.
+ * Measuring the mini-world model with the world's metric networks (src/evaluation/): `hdb miniworld quality`
+ * (the base model's bars: style fidelity, hair-colour words, "a face" looks like the world → quality.json) and
+ * `hdb miniworld dreambooth` (LiDB on held-out identities, one photo each → report.md, report.json,
+ * contact-sheet.png; resumable). Flags: MINIWORLD_QUALITY_SPEC and MINIWORLD_DREAMBOOTH_SPEC below.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { parseArgs } from "node:util";
 import { setNumThreads } from "../engine/index.js";
 import { evaluateBaseModelQuality } from "../evaluation/base-model-quality.js";
 import { evaluateDreamBoothInWorld } from "../evaluation/dreambooth-in-world.js";
 import { PromptFidelityNetwork } from "../evaluation/fidelity-network.js";
 import { IdentityNetwork } from "../evaluation/identity-network.js";
-import { writeFileAtomic } from "../lidb/training/manifest.js";
+import { writeFileAtomic } from "../util/atomic.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { splitIds } from "../miniworld/splits.js";
 import type { StyleName } from "../miniworld/styles.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
-import { Progress } from "./progress.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+import { Progress, progressBars } from "../util/progress.js";
 
 /** The DreamBooth table's prompts: plain, two media, an accessory, a scene and a transformation. */
 export const DREAMBOOTH_PROMPTS: readonly (readonly StyleName[])[] = [
   [], ["pencil-sketch"], ["pop-art"], ["wearing-sunglasses"], ["on-the-beach"], ["as-a-zombie"],
 ];
 
-function number(text: string | undefined, flag: string, fallback: number, check: (n: number) => boolean, what: string): number {
-  if (text === undefined) return fallback;
-  const value = Number(text);
-  if (!check(value)) throw new Error(`--${flag} must be ${what}, got '${text}'`);
-  return value;
-}
-const positive = (n: number): boolean => Number.isInteger(n) && n >= 1;
-
+/** The flags both measurements share. */
 const COMMON = {
-  model: { type: "string" }, metrics: { type: "string" }, out: { type: "string" }, steps: { type: "string" },
-  guidance: { type: "string" }, seed: { type: "string" }, threads: { type: "string" },
+  model: { type: "string", value: "<folder>", description: "the diffusers model to measure", defaultText: "models/miniworld/base" },
+  metrics: { type: "string", value: "<folder>", description: "the metric networks: identity/ and fidelity/", defaultText: "models/miniworld/metrics" },
+  steps: { type: "integer", min: 1, default: 25, description: "DPM-Solver++ steps per generated image" },
+  guidance: { type: "number", min: 0, default: 5, value: "<scale>", description: "classifier-free guidance scale" },
+  seed: { type: "integer", min: 0, default: 0, description: "the first generation seed" },
+  threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
 } as const;
 
-function loadCommon(values: { model?: string | undefined; metrics?: string | undefined; threads?: string | undefined }): { model: string; identity: IdentityNetwork; fidelity: PromptFidelityNetwork } {
-  if (values.threads !== undefined) setNumThreads(number(values.threads, "threads", 1, positive, "a positive integer"));
+export const MINIWORLD_QUALITY_SPEC = defineCommand({
+  name: "miniworld quality",
+  summary: "the base model's quality bars (style fidelity, hair-colour words), judged by the metric networks",
+  usage: "[flags]",
+  details: "Writes quality.json (per style, per hair colour, the plain-face rate and the nearest-render similarity).",
+  flags: {
+    ...COMMON,
+    out: { type: "string", value: "<folder>", description: "where quality.json goes", default: path.join("reports", "miniworld") },
+    "images-per-prompt": { type: "integer", min: 1, default: 8, description: "images per style / hair-colour prompt" },
+  },
+  examples: ["hdb miniworld quality", "hdb miniworld quality --model out/base --images-per-prompt 2 --out /tmp/quality"],
+});
+
+export const MINIWORLD_DREAMBOOTH_SPEC = defineCommand({
+  name: "miniworld dreambooth",
+  summary: "LiDB on held-out identities (one photo each): identity similarity and style accuracy, base vs LiDB",
+  usage: "[flags]",
+  details: "Writes report.md, report.json, contact-sheet.png and lidb/<id>.lidb.safetensors; run again, it resumes.",
+  flags: {
+    ...COMMON,
+    out: { type: "string", value: "<folder>", description: "where the report and the LiDB files go", default: path.join("reports", "miniworld", "dreambooth") },
+    identities: { type: "integer", min: 1, max: 1000, default: 20, description: "held-out identities to personalise" },
+    seeds: { type: "integer", min: 1, default: 2, description: "generation seeds per identity and prompt, counting up from --seed" },
+    "train-steps": { type: "integer", min: 1, default: 300, description: "LiDB training steps per identity" },
+    "learning-rate": { type: "number", above: 0, default: 1e-2, value: "<lr>", description: "LiDB training's learning rate" },
+    "identities-per-batch": { type: "integer", min: 1, default: 4, description: "identities trained together" },
+  },
+  examples: ["hdb miniworld dreambooth", "hdb miniworld dreambooth --identities 2 --seeds 1 --train-steps 20 --out /tmp/db"],
+});
+
+function loadCommon(values: { model?: string | undefined; metrics?: string | undefined; threads?: number | undefined }): { model: string; identity: IdentityNetwork; fidelity: PromptFidelityNetwork } {
+  if (values.threads !== undefined) setNumThreads(values.threads);
   const model = path.resolve(values.model ?? path.join(bundledMiniworldDir(), "base"));
   const metrics = path.resolve(values.metrics ?? path.join(bundledMiniworldDir(), "metrics"));
   return { model, identity: IdentityNetwork.load(path.join(metrics, "identity")), fidelity: PromptFidelityNetwork.load(path.join(metrics, "fidelity")) };
 }
 
 export async function runMiniworldQuality(argv: string[]): Promise<void> {
-  const { values } = parseArgs({ args: argv, options: { ...COMMON, "images-per-prompt": { type: "string" } } });
+  const { values } = parseFlags(MINIWORLD_QUALITY_SPEC, argv);
   const { model, identity, fidelity } = loadCommon(values);
-  const out = path.resolve(values.out ?? path.join("reports", "miniworld"));
+  const out = path.resolve(values.out);
   const pipeline = await StableDiffusionPipeline.fromPretrained(model);
   let progress: Progress | null = null;
   const started = performance.now();
   const report = await evaluateBaseModelQuality({
     pipeline, identityNetwork: identity, fidelityNetwork: fidelity,
-    imagesPerPrompt: number(values["images-per-prompt"], "images-per-prompt", 8, positive, "a positive integer"),
-    seed: number(values.seed, "seed", 0, (n) => Number.isSafeInteger(n) && n >= 0, "an integer ≥ 0"),
-    steps: number(values.steps, "steps", 25, positive, "a positive integer"),
-    guidance: number(values.guidance, "guidance", 5, (n) => n >= 0, "a number ≥ 0"),
+    imagesPerPrompt: values["images-per-prompt"], seed: values.seed, steps: values.steps, guidance: values.guidance,
     onPrompt: (done, total, prompt) => {
       progress ??= new Progress({ label: "quality", total });
       progress.tick(1, prompt);
@@ -78,35 +97,25 @@ export async function runMiniworldQuality(argv: string[]): Promise<void> {
 }
 
 export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      ...COMMON, identities: { type: "string" }, seeds: { type: "string" }, "train-steps": { type: "string" },
-      "learning-rate": { type: "string" }, "identities-per-batch": { type: "string" },
-    },
-  });
+  const { values } = parseFlags(MINIWORLD_DREAMBOOTH_SPEC, argv);
   const { model, identity, fidelity } = loadCommon(values);
-  const out = path.resolve(values.out ?? path.join("reports", "miniworld", "dreambooth"));
-  const identities = number(values.identities, "identities", 20, (n) => positive(n) && n <= 1000, "an integer in [1, 1000]");
-  const seedCount = number(values.seeds, "seeds", 2, positive, "a positive integer");
-  const firstSeed = number(values.seed, "seed", 0, (n) => Number.isSafeInteger(n) && n >= 0, "an integer ≥ 0");
+  const out = path.resolve(values.out);
+  const { identities, seeds: seedCount, seed: firstSeed } = values;
   const report = await evaluateDreamBoothInWorld({
     modelDir: model, identityNetwork: identity, fidelityNetwork: fidelity, outDir: out,
     identities: splitIds("held-out", identities), prompts: DREAMBOOTH_PROMPTS,
     seeds: Array.from({ length: seedCount }, (_, i) => firstSeed + i),
     training: {
-      steps: number(values["train-steps"], "train-steps", 300, positive, "a positive integer"),
-      learningRate: number(values["learning-rate"], "learning-rate", 1e-2, (n) => n > 0, "a number > 0"),
+      steps: values["train-steps"], learningRate: values["learning-rate"],
       // The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/lidb/training/config.ts).
       lidbA: 32, lidbB: 16,
-      identitiesPerBatch: number(values["identities-per-batch"], "identities-per-batch", 4, positive, "a positive integer"),
+      identitiesPerBatch: values["identities-per-batch"],
       seed: 0,
     },
     generation: {
-      steps: number(values.steps, "steps", 25, positive, "a positive integer"),
-      guidance: number(values.guidance, "guidance", 5, (n) => n >= 0, "a number ≥ 0"),
+      steps: values.steps, guidance: values.guidance,
     },
-    referenceNuisanceSeed: 1, progress: true, log: (line) => void process.stderr.write(`${line}\n`),
+    referenceNuisanceSeed: 1, progress: progressBars(), log: (line) => void process.stderr.write(`${line}\n`),
   });
   const o = report.overall;
   process.stdout.write(`identity similarity: base ${o.identity.base.mean.toFixed(3)} ± ${o.identity.base.halfWidth.toFixed(3)} → LiDB ` +

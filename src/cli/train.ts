@@ -1,64 +1,95 @@
 /**
  * `hdb train-lidb` and `hdb train-lora`: DreamBooth training of LiDB adapters (HyperDreamBooth §4.1) or of a
- * LoRA (the DreamBooth-LoRA baseline) for one identity or many. Flags mirror diffusers'
- * train_dreambooth_lora.py in kebab-case; see src/lidb/training/config.ts for what each does.
- *
- *   hdb train-lidb --pretrained-model <folder|id> --output-dir <dir>
- *       (--instance-data-dir <folder|image> [--identity-id ID] | --identities <folder|manifest.json>)
- *       [--identifier sks] [--instance-prompt "a [V] face"] [--resolution 512] [--train-batch-size 1]
- *       [--identities-per-batch 16] [--max-train-steps 400] [--gradient-accumulation-steps 1]
- *       [--learning-rate 1e-3] [--lr-scheduler constant] [--lr-warmup-steps 0] [--adam-beta1 0.9]
- *       [--adam-beta2 0.999] [--adam-weight-decay 1e-2] [--adam-epsilon 1e-8] [--max-grad-norm 1]
- *       [--snr-gamma 5] [--rank 1] [--lidb-a 100] [--lidb-b 50] [--no-train-text-encoder]
- *       [--with-prior-preservation --class-prompt "a face" --class-data-dir DIR --num-class-images 100
- *        --prior-loss-weight 1] [--random-flip 0.5] [--random-crop-scale 0.8]
- *       [--checkpointing-steps 100] [--resume-from-checkpoint latest]
- *       [--validation-prompt "a [V] face"] [--validation-steps N] [--num-validation-images 1]
- *       [--validation-inference-steps 25] [--seed 0] [--mixed-precision no|fp16|bf16]
- *       [--gradient-checkpointing] [--device cpu|cuda:0]
- *
- * The output folder gets one adapter file per identity, manifest.json (finished identities with image,
- * loss, steps and seed), checkpoints/ for identities in flight and validation/ images. A killed run continues
- * with --resume-from-checkpoint latest, losing at most the steps since each in-flight identity's checkpoint.
+ * LoRA (the DreamBooth-LoRA baseline) for one identity or many. The flags (TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC
+ * below; `hdb train-lidb --help`) mirror diffusers' train_dreambooth_lora.py in kebab-case; see
+ * src/lidb/training/config.ts for what each does.
  */
 import path from "node:path";
-import { parseArgs } from "node:util";
 import type { SchedulerName } from "../engine/optim/index.js";
 import { identitiesFrom, identityFromPath } from "../lidb/training/data.js";
 import { trainDreamBooth } from "../lidb/training/trainer.js";
-import type { AdapterKind, IdentitySpec, MixedPrecision, TrainingConfigInput } from "../lidb/training/config.js";
+import { defaultConfig, type AdapterKind, type IdentitySpec, type MixedPrecision, type TrainingConfigInput } from "../lidb/training/config.js";
+import { defineCommand, parseFlags } from "../util/flags.js";
+import { progressBars } from "../util/progress.js";
 
-const OPTIONS = {
-  "pretrained-model": { type: "string" }, "output-dir": { type: "string" },
-  "instance-data-dir": { type: "string" }, "identity-id": { type: "string" }, identities: { type: "string" },
-  identifier: { type: "string" }, "instance-prompt": { type: "string" },
-  "with-prior-preservation": { type: "boolean" }, "class-prompt": { type: "string" }, "class-data-dir": { type: "string" },
-  "num-class-images": { type: "string" }, "prior-loss-weight": { type: "string" },
-  resolution: { type: "string" }, "random-flip": { type: "string" }, "random-crop-scale": { type: "string" },
-  "train-batch-size": { type: "string" }, "identities-per-batch": { type: "string" }, "max-train-steps": { type: "string" },
-  "gradient-accumulation-steps": { type: "string" }, "learning-rate": { type: "string" }, "lr-scheduler": { type: "string" },
-  "lr-warmup-steps": { type: "string" }, "adam-beta1": { type: "string" }, "adam-beta2": { type: "string" },
-  "adam-weight-decay": { type: "string" }, "adam-epsilon": { type: "string" }, "max-grad-norm": { type: "string" },
-  "snr-gamma": { type: "string" }, rank: { type: "string" }, "lidb-a": { type: "string" }, "lidb-b": { type: "string" },
-  "no-train-text-encoder": { type: "boolean" }, "checkpointing-steps": { type: "string" },
-  "resume-from-checkpoint": { type: "string" }, "validation-prompt": { type: "string" }, "validation-steps": { type: "string" },
-  "num-validation-images": { type: "string" }, "validation-inference-steps": { type: "string" }, seed: { type: "string" },
-  "mixed-precision": { type: "string" }, "gradient-checkpointing": { type: "boolean" }, device: { type: "string" },
-} as const;
-
-/** A numeric flag: undefined when absent, an error naming the flag when not a finite number. */
-function numberFlag(values: Record<string, unknown>, name: string): number | undefined {
-  const text = values[name] as string | undefined;
-  if (text === undefined) return undefined;
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n)) throw new Error(`--${name} must be a number, got '${text}'`);
-  return n;
+/** The flags of `hdb train-lidb` / `hdb train-lora`; the defaults shown are the config's (src/lidb/training/config.ts). */
+function trainSpec(adapter: AdapterKind) {
+  const d = defaultConfig(adapter);
+  const name = adapter === "lidb" ? "train-lidb" : "train-lora";
+  const show = (value: unknown): string => (value === null ? "off" : String(value));
+  return defineCommand({
+    name,
+    summary: adapter === "lidb"
+      ? "DreamBooth training of LiDB adapters (HyperDreamBooth §4.1), one identity or many"
+      : "DreamBooth training of a LoRA (the DreamBooth-LoRA baseline), one identity at a time",
+    usage: "--pretrained-model <folder|id> --output-dir <dir> (--instance-data-dir <folder|image> | --identities <folder|manifest.json>) [flags]",
+    details: `The output folder gets one adapter file per identity (<id>.${adapter}.safetensors), manifest.json (finished identities
+with image, loss, steps and seed), checkpoints/ for identities in flight and validation/ images. A killed run
+continues with --resume-from-checkpoint latest, losing at most the steps since each identity's last checkpoint.`,
+    flags: {
+      "pretrained-model": { type: "string", value: "<folder|id>", description: "the base model: a diffusers folder, Hugging Face cache snapshot or model id (required)" },
+      "output-dir": { type: "string", value: "<dir>", description: "where the adapter files, manifest.json, checkpoints/ and validation/ go (required)" },
+      "instance-data-dir": { type: "string", value: "<folder|image>", description: "one identity: a folder of its photos, or one photo" },
+      "identity-id": { type: "string", value: "<id>", description: "the identity's id with --instance-data-dir", defaultText: "the folder's or photo's name" },
+      identities: { type: "string", value: "<folder|manifest.json>", description: "many identities: a folder (sub-folders and loose photos) or a JSON manifest" },
+      identifier: { type: "string", value: "<word>", description: "the rare token that names the subject", defaultText: d.identifier },
+      "instance-prompt": { type: "string", value: "<text>", description: "the instance prompt; [V] is replaced by the identifier", defaultText: `"${d.instancePrompt}"` },
+      "with-prior-preservation": { type: "boolean", description: "prior preservation (DreamBooth §3.3) with class images" },
+      "class-prompt": { type: "string", value: "<text>", description: "the class images' prompt", defaultText: `"${d.classPrompt}"` },
+      "class-data-dir": { type: "string", value: "<dir>", description: "class images; missing ones are generated by the base model", defaultText: "<output-dir>/class-images" },
+      "num-class-images": { type: "number", value: "<n>", description: "class images to use, generated when missing", defaultText: show(d.numClassImages) },
+      "prior-loss-weight": { type: "number", description: "weight of the prior-preservation loss", defaultText: show(d.priorLossWeight) },
+      resolution: { type: "number", value: "<px>", description: "square training resolution", defaultText: "the model's: UNet sample size × VAE factor" },
+      "random-flip": { type: "number", value: "<p>", description: "probability of a horizontal flip per sample", defaultText: show(d.randomFlip) },
+      "random-crop-scale": { type: "number", value: "<s>", description: "random resized crop keeping at least this area fraction, in (0, 1]", defaultText: show(d.randomCropScale) },
+      "train-batch-size": { type: "number", value: "<n>", description: "instance images per identity per micro-step", defaultText: show(d.trainBatchSize) },
+      "identities-per-batch": { type: "number", value: "<n>", description: "identities trained together, each with its own factors and optimiser", defaultText: show(d.identitiesPerBatch) },
+      "max-train-steps": { type: "number", value: "<n>", description: "optimiser steps per identity", defaultText: show(d.maxTrainSteps) },
+      "gradient-accumulation-steps": { type: "number", value: "<n>", description: "micro-steps per optimiser step", defaultText: show(d.gradientAccumulationSteps) },
+      "learning-rate": { type: "number", value: "<lr>", description: "AdamW's learning rate", defaultText: show(d.learningRate) },
+      "lr-scheduler": { type: "string", value: "<name>", description: "constant, constant_with_warmup, linear, cosine or cosine_with_restarts", defaultText: d.lrScheduler },
+      "lr-warmup-steps": { type: "number", value: "<n>", description: "warm-up steps of the learning-rate schedule", defaultText: show(d.lrWarmupSteps) },
+      "adam-beta1": { type: "number", description: "AdamW's β1", defaultText: show(d.adamBeta1) },
+      "adam-beta2": { type: "number", description: "AdamW's β2", defaultText: show(d.adamBeta2) },
+      "adam-weight-decay": { type: "number", description: "AdamW's weight decay", defaultText: show(d.adamWeightDecay) },
+      "adam-epsilon": { type: "number", description: "AdamW's ε", defaultText: show(d.adamEpsilon) },
+      "max-grad-norm": { type: "number", description: "gradient norm clip per identity, 0 for none", defaultText: show(d.maxGradNorm) },
+      "snr-gamma": { type: "number", value: "<γ>", description: "min-SNR-γ loss weighting, e.g. 5", defaultText: show(d.snrGamma) },
+      rank: { type: "number", value: "<r>", description: adapter === "lidb" ? "LiDB's rank r" : "the LoRA's rank", defaultText: show(d.rank) },
+      ...(adapter === "lidb" ? {
+        "lidb-a": { type: "number", value: "<a>", description: "LiDB's auxiliary dimension a, ≤ every adapted layer's output size", defaultText: show(d.lidbA) },
+        "lidb-b": { type: "number", value: "<b>", description: "LiDB's auxiliary dimension b, ≤ every adapted layer's input size", defaultText: show(d.lidbB) },
+      } as const : {}),
+      "no-train-text-encoder": { type: "boolean", description: "adapt the UNet only; by default the text encoder's attention too" },
+      "checkpointing-steps": { type: "number", value: "<n>", description: "save each in-flight identity's state every n steps, 0 for never", defaultText: show(d.checkpointingSteps) },
+      "resume-from-checkpoint": { type: "string", value: "latest", description: "continue the run in --output-dir (finished identities are skipped)" },
+      "validation-prompt": { type: "string", value: "<text>", description: "validation images of this prompt ([V] replaced) every --validation-steps", defaultText: "none" },
+      "validation-steps": { type: "number", value: "<n>", description: "validation images every n steps, 0 for none", defaultText: "100 with --validation-prompt, else 0" },
+      "num-validation-images": { type: "number", value: "<n>", description: "images per validation", defaultText: show(d.numValidationImages) },
+      "validation-inference-steps": { type: "number", value: "<n>", description: "denoising steps per validation image", defaultText: show(d.validationInferenceSteps) },
+      seed: { type: "number", value: "<n>", description: "seed of the training randomness: noise, timesteps, augmentation, class and validation images", defaultText: show(d.seed) },
+      ...(adapter === "lidb" ? {
+        "basis-seed": { type: "number", value: "<n>", description: "seed of the frozen aux bases and B_train's start: the LiDB space, shared by all identities", defaultText: show(d.basisSeed) },
+      } as const : {}),
+      "mixed-precision": { type: "string", choices: ["no", "fp16", "bf16"], description: "autocast precision of the forward pass", defaultText: d.mixedPrecision },
+      "gradient-checkpointing": { type: "boolean", description: "recompute activations in the backward pass (less memory, more time)" },
+      device: { type: "string", value: "<device>", description: "cpu, cuda:0, …", defaultText: d.device },
+    },
+    examples: adapter === "lidb" ? [
+      "hdb train-lidb --pretrained-model models/miniworld/base --instance-data-dir faces/ --output-dir out/ --lidb-a 32 --lidb-b 16",
+      "hdb train-lidb --pretrained-model <sd15 folder> --identities people/ --identities-per-batch 16 --output-dir out/ --checkpointing-steps 100",
+    ] : [
+      "hdb train-lora --pretrained-model <sd15 folder> --instance-data-dir me/ --output-dir out/ --rank 4 --max-train-steps 500",
+    ],
+  });
 }
+
+export const TRAIN_LIDB_SPEC = trainSpec("lidb");
+export const TRAIN_LORA_SPEC = trainSpec("lora");
 
 /** The training config for `hdb train-lidb` / `hdb train-lora` arguments. */
 export function parseTrainArgs(adapter: AdapterKind, argv: string[]): TrainingConfigInput {
-  const { values } = parseArgs({ args: argv, options: OPTIONS, strict: true });
-  const v = values as Record<string, unknown>;
+  const { values } = parseFlags(adapter === "lidb" ? TRAIN_LIDB_SPEC : TRAIN_LORA_SPEC, argv);
   const model = values["pretrained-model"];
   if (!model) throw new Error("--pretrained-model is required (a diffusers folder, a Hugging Face cache path or a model id)");
   if (!values["output-dir"]) throw new Error("--output-dir is required");
@@ -67,27 +98,28 @@ export function parseTrainArgs(adapter: AdapterKind, argv: string[]): TrainingCo
   }
   const identities: IdentitySpec[] = values.identities !== undefined ? identitiesFrom(values.identities)
     : [identityFromPath(values["instance-data-dir"]!, values["identity-id"])];
+  // LiDB's own flags exist only in train-lidb's spec.
+  const lidbOnly = (name: "lidb-a" | "lidb-b" | "basis-seed"): number | undefined => (values as unknown as Record<string, number | undefined>)[name];
   const resume = values["resume-from-checkpoint"];
   if (resume !== undefined && resume !== "latest") throw new Error(`--resume-from-checkpoint takes "latest" (the output folder's own checkpoints), got '${resume}'`);
-  const mixed = values["mixed-precision"];
-  if (mixed !== undefined && !["no", "fp16", "bf16"].includes(mixed)) throw new Error(`--mixed-precision must be no, fp16 or bf16, got '${mixed}'`);
   const config: TrainingConfigInput = {
     adapter, pretrainedModel: model, outputDir: values["output-dir"], identities,
     identifier: values.identifier, instancePrompt: values["instance-prompt"],
     withPriorPreservation: values["with-prior-preservation"], classPrompt: values["class-prompt"],
-    classDataDir: values["class-data-dir"], numClassImages: numberFlag(v, "num-class-images"), priorLossWeight: numberFlag(v, "prior-loss-weight"),
-    resolution: numberFlag(v, "resolution"), randomFlip: numberFlag(v, "random-flip"), randomCropScale: numberFlag(v, "random-crop-scale"),
-    trainBatchSize: numberFlag(v, "train-batch-size"), identitiesPerBatch: numberFlag(v, "identities-per-batch"),
-    maxTrainSteps: numberFlag(v, "max-train-steps"), gradientAccumulationSteps: numberFlag(v, "gradient-accumulation-steps"),
-    learningRate: numberFlag(v, "learning-rate"), lrScheduler: values["lr-scheduler"] as SchedulerName | undefined,
-    lrWarmupSteps: numberFlag(v, "lr-warmup-steps"), adamBeta1: numberFlag(v, "adam-beta1"), adamBeta2: numberFlag(v, "adam-beta2"),
-    adamWeightDecay: numberFlag(v, "adam-weight-decay"), adamEpsilon: numberFlag(v, "adam-epsilon"), maxGradNorm: numberFlag(v, "max-grad-norm"),
-    snrGamma: numberFlag(v, "snr-gamma"), rank: numberFlag(v, "rank"), lidbA: numberFlag(v, "lidb-a"), lidbB: numberFlag(v, "lidb-b"),
+    classDataDir: values["class-data-dir"], numClassImages: values["num-class-images"], priorLossWeight: values["prior-loss-weight"],
+    resolution: values.resolution, randomFlip: values["random-flip"], randomCropScale: values["random-crop-scale"],
+    trainBatchSize: values["train-batch-size"], identitiesPerBatch: values["identities-per-batch"],
+    maxTrainSteps: values["max-train-steps"], gradientAccumulationSteps: values["gradient-accumulation-steps"],
+    learningRate: values["learning-rate"], lrScheduler: values["lr-scheduler"] as SchedulerName | undefined,
+    lrWarmupSteps: values["lr-warmup-steps"], adamBeta1: values["adam-beta1"], adamBeta2: values["adam-beta2"],
+    adamWeightDecay: values["adam-weight-decay"], adamEpsilon: values["adam-epsilon"], maxGradNorm: values["max-grad-norm"],
+    snrGamma: values["snr-gamma"], rank: values.rank, lidbA: lidbOnly("lidb-a"), lidbB: lidbOnly("lidb-b"),
     trainTextEncoder: values["no-train-text-encoder"] ? false : undefined,
-    checkpointingSteps: numberFlag(v, "checkpointing-steps"), resumeFromCheckpoint: resume === "latest" ? true : undefined,
-    validationPrompt: values["validation-prompt"], validationSteps: numberFlag(v, "validation-steps"),
-    numValidationImages: numberFlag(v, "num-validation-images"), validationInferenceSteps: numberFlag(v, "validation-inference-steps"),
-    seed: numberFlag(v, "seed"), mixedPrecision: mixed as MixedPrecision | undefined,
+    checkpointingSteps: values["checkpointing-steps"], resumeFromCheckpoint: resume === "latest" ? true : undefined,
+    validationPrompt: values["validation-prompt"], validationSteps: values["validation-steps"],
+    numValidationImages: values["num-validation-images"], validationInferenceSteps: values["validation-inference-steps"],
+    seed: values.seed, basisSeed: lidbOnly("basis-seed"),
+    mixedPrecision: values["mixed-precision"] as MixedPrecision | undefined,
     gradientCheckpointing: values["gradient-checkpointing"], device: values.device,
   };
   // A validation prompt alone means "validate" (as in diffusers): every 100 steps unless told otherwise.
@@ -99,7 +131,7 @@ export async function runTrain(adapter: AdapterKind, argv: string[]): Promise<vo
   const config = parseTrainArgs(adapter, argv);
   const started = Date.now();
   const result = await trainDreamBooth(config, {
-    progress: true,
+    progress: progressBars(),
     log: (line) => process.stderr.write(`${line}\n`),
     onIdentityDone: (entry) => process.stderr.write(`\n${entry.id}: ${entry.file} (final loss ${entry.finalLoss.toFixed(4)}, ${entry.steps} steps)\n`),
   });

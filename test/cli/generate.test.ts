@@ -41,7 +41,7 @@ test("bad arguments fail with a message naming the problem and write nothing", (
   const cases: [string[], RegExp][] = [
     [["generate", "--prompt", "x", "--out", out], /--model is required/],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--out", out], /--prompt is required/],
-    [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--steps", "0"], /--steps must be an integer ≥ 1/],
+    [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--steps", "0"], /^hdb: --steps must be a positive integer, got '0'$/m],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--seed=-3"], /--seed must be a non-negative integer/],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--dtype", "int8"], /--dtype must be one of/],
     [["generate", "--model", path.join(dir, "missing"), "--prompt", "x", "--out", out], /missing/],

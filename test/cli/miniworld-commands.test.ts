@@ -1,7 +1,8 @@
 // The mini-world's user-facing commands on a tiny build (full-width models, a few steps): `hdb demo` writes a
 // PNG per prompt and seed, grid.png, index.html and README.md; `hdb miniworld quality` and `hdb miniworld
-// dreambooth` run end to end with (untrained) metric networks and write their reports, with every number finite
-// and the DreamBooth table laid out prompt by prompt; bad flags fail with messages naming them.
+// dreambooth` run end to end with (untrained) metric networks and write their reports, with every number finite,
+// the quality report's overall accuracy the mean of its per-style figures, and the DreamBooth table laid out
+// prompt by prompt; bad flags fail with messages naming them.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
@@ -66,6 +67,10 @@ test("hdb miniworld quality measures every style and hair colour and writes qual
     const value = report[key] as number;
     assert.ok(value >= 0 && value <= 1, `${key} = ${value}`);
   }
+  // One image per style prompt: each style's accuracy is 0 or 1, and the overall figure is their mean.
+  const perStyle = Object.values(report.perStyle);
+  assert.ok(perStyle.every((v) => v === 0 || v === 1), JSON.stringify(report.perStyle));
+  assert.equal(report["styleAccuracy"], perStyle.reduce((a: number, b) => a + b, 0) / perStyle.length);
   assert.match(result.stdout, /style fidelity [\d.]+% of 30 images \(bar 80%\)/);
 });
 
@@ -96,7 +101,7 @@ test("hdb miniworld dreambooth trains LiDB per identity and writes the table and
 test("bad flags fail with messages naming the flag and the value", () => {
   for (const [args, message] of [
     [["demo", "--model", path.join(work, "nowhere")], /no diffusers model at .*nowhere \(model_index\.json missing\)/],
-    [["demo", "--model", model, "--steps", "0"], /--steps must be an integer ≥ 1, got '0'/],
+    [["demo", "--model", model, "--steps", "0"], /^hdb: --steps must be a positive integer, got '0'$/m],
     [["miniworld", "quality", "--model", model, "--metrics", path.join(work, "nowhere")], /nowhere/],
     [["miniworld", "dreambooth", "--model", model, "--metrics", metrics, "--identities", "5000"], /--identities must be an integer in \[1, 1000\], got '5000'/],
   ] as const) {

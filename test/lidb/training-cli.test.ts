@@ -1,10 +1,10 @@
 // `hdb train-lidb` and `hdb train-lora` end to end on the tiny SD1 pipeline (the real CLI in a child process):
 // a folder of identities trained in one batch with checkpoints, validation images and a manifest; the LoRA
 // baseline writing a diffusers LoRA file that loads; a run killed with SIGKILL and resumed ending with the
-// file of an uninterrupted run; and argument errors naming the problem.
+// file of an uninterrupted run; --seed and --basis-seed kept apart; and argument errors naming the problem.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -101,6 +101,39 @@ test("a run killed with SIGKILL resumes from its checkpoint to the file of an un
   assert.deepEqual(factors(out), factors(reference));
 });
 
+test("--seed seeds the training only: the aux bases come from --basis-seed, 0 unless given, and a resume must keep it", async () => {
+  const root = temporaryDir("cli-basis-seed");
+  await writeFacePhotos(path.join(root, "me"), 0);
+  const args = (name: string, ...extra: string[]): string[] => ["train-lidb", ...tiny, "--instance-data-dir", path.join(root, "me"),
+    "--output-dir", path.join(root, name), "--max-train-steps", "2", ...extra];
+  const train = (name: string, ...extra: string[]): { info: ReturnType<typeof readLidbFileInfo>; loss: number } => {
+    const child = run(...args(name, ...extra));
+    assert.equal(child.status, 0, String(child.stderr));
+    const manifest = JSON.parse(readFileSync(path.join(root, name, "manifest.json"), "utf8")) as RunManifest;
+    return { info: readLidbFileInfo(path.join(root, name, "me.lidb.safetensors")), loss: manifest.identities[0]!.finalLoss };
+  };
+  const one = train("seed-1", "--seed", "1");
+  const two = train("seed-2", "--seed", "2");
+  const otherBasis = train("basis-1", "--seed", "1", "--basis-seed", "1");
+  assert.notEqual(two.loss, one.loss, "another --seed draws other noise and timesteps");
+  assert.deepEqual([one.info.seed, two.info.seed, otherBasis.info.seed], ["0", "0", "1"]);
+  assert.equal(two.info.basisChecksum, one.info.basisChecksum, "the same bases whatever --seed is");
+  assert.notEqual(otherBasis.info.basisChecksum, one.info.basisChecksum, "another --basis-seed, other bases");
+
+  // Resuming with another basis seed is refused, naming it.
+  const resumed = run(...args("basis-1", "--seed", "1", "--resume-from-checkpoint", "latest"));
+  assert.notEqual(resumed.status, 0);
+  assert.match(String(resumed.stderr), /cannot resume .*basis-1: settings differ from the saved run: basisSeed$/m);
+  // A run saved before the basis seed was its own setting built its bases from --seed: that is its basis seed.
+  const manifestFile = path.join(root, "seed-2", "manifest.json");
+  const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as RunManifest;
+  delete (manifest.settings as Record<string, unknown>)["basisSeed"];
+  writeFileSync(manifestFile, JSON.stringify(manifest));
+  assert.match(String(run(...args("seed-2", "--seed", "2", "--resume-from-checkpoint", "latest")).stderr), /settings differ from the saved run: basisSeed$/m);
+  const old = run(...args("seed-2", "--seed", "2", "--basis-seed", "2", "--resume-from-checkpoint", "latest"));
+  assert.equal(old.status, 0, String(old.stderr));
+});
+
 test("bad training arguments fail with a message naming the problem", () => {
   const root = temporaryDir("cli-errors");
   const out = path.join(root, "out");
@@ -114,6 +147,10 @@ test("bad training arguments fail with a message naming the problem", () => {
     [["train-lora", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--identities-per-batch", "2"], /LoRA adapters train one identity per batch/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--resume-from-checkpoint", "checkpoint-5"], /takes "latest"/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--instance-prompt", "a face"], /instancePrompt must contain "\[V\]"/],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "-1"], /--basis-seed needs a value, got the flag-like '-1'/],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed=1.5"], /basisSeed must be a non-negative integer, got 1\.5/],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--mixed-precision", "fp8"], /--mixed-precision must be one of no, fp16, bf16, got 'fp8'/],
+    [["train-lora", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "1"], /^hdb train-lora: unknown flag --basis-seed \(/m],
   ];
   return (async () => {
     await writeFacePhotos(path.join(root, "person"), 0);

@@ -5,10 +5,10 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { arange, Generator, randn, tensor, tidy } from "../../src/engine/index.js";
-import { schedulerFromConfig } from "../../src/models/schedulers/index.js";
+import { minSnrWeights, schedulerFromConfig } from "../../src/models/schedulers/index.js";
 import { identitySeed, resolveConfig, TrainingConfigError } from "../../src/lidb/training/config.js";
 import { augment, identitiesFrom, identityFromPath } from "../../src/lidb/training/data.js";
-import { dreamboothLosses, minSnrWeights } from "../../src/lidb/training/objective.js";
+import { dreamboothLosses } from "../../src/lidb/training/objective.js";
 import { temporaryDir, writeFacePhotos } from "./training-helpers.js";
 
 test("identities come from a folder (sub-folders and loose photos), a manifest, or one instance folder", async () => {
@@ -34,6 +34,12 @@ test("an identity's seed depends on the run's seed and its id, not on its place 
   const a = { id: "alice", images: ["a.png"] };
   assert.equal(identitySeed(0, a), identitySeed(0, { ...a, images: ["other.png"] }));
   assert.notEqual(identitySeed(0, a), identitySeed(1, a));
+  // libtorch's CPU generator keeps a seed's low 32 bits only: the run's seed must change those.
+  const low = (seed: number): number => seed % 2 ** 32;
+  const lows = new Set([0, 1, 2, 3, 2 ** 32, 2 ** 40].map((run) => low(identitySeed(run, a))));
+  assert.equal(lows.size, 6, "every run seed gives the identity another stream");
+  // Seed 0 keeps the streams of runs made before: the id's FNV-1a hash.
+  assert.equal(identitySeed(0, a), 0x872213e7);
   assert.notEqual(identitySeed(0, a), identitySeed(0, { id: "bob", images: [] }));
   assert.equal(identitySeed(5, { ...a, seed: 42 }), 42);
   assert.ok(Number.isSafeInteger(identitySeed(2 ** 40, a)));

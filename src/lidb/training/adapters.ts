@@ -66,7 +66,7 @@ export function attachAdapters(pipeline: StableDiffusionPipeline, config: Traini
     predictionType, ...(native === null ? {} : { resolution: native[0] * pipeline.vaeScaleFactor }),
   });
   if (config.adapter === "lidb") {
-    return new LidbBinding(injectLidb(models, { a: config.lidbA, b: config.lidbB, rank: config.rank, seed: config.seed, targets: targetsOf(config) }), baseModel);
+    return new LidbBinding(injectLidb(models, { a: config.lidbA, b: config.lidbB, rank: config.rank, seed: config.basisSeed, targets: targetsOf(config) }), baseModel);
   }
   return new LoraBinding(injectLora(models, { rank: config.rank, seed: config.seed, targets: targetsOf(config) }), baseModel);
 }

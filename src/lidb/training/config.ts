@@ -86,7 +86,17 @@ export interface TrainingConfig {
   validationInferenceSteps: number;
   validationGuidanceScale: number;
 
+  /**
+   * Seed of the training randomness: each identity's stream (noise, timesteps, latent samples, augmentation,
+   * see `identitySeed`), the class images and the validation images. For LoRA also lora_A's initialisation.
+   */
   seed: number;
+  /**
+   * LiDB only: seed of the frozen aux bases and of B_train's initial values (src/lidb/inject.ts). It belongs to
+   * the base model's LiDB space, not to a run: every identity (and the hypernetwork) shares it, so it is fixed
+   * (0) unless asked otherwise, whatever `seed` is. LiDB files record it and checksum the bases it gives.
+   */
+  basisSeed: number;
   mixedPrecision: MixedPrecision;
   gradientCheckpointing: boolean;
   device: string;
@@ -142,6 +152,7 @@ export function defaultConfig(adapter: AdapterKind): Omit<TrainingConfig, "pretr
     validationInferenceSteps: 25,
     validationGuidanceScale: 7.5,
     seed: 0,
+    basisSeed: 0,
     mixedPrecision: "no",
     gradientCheckpointing: false,
     device: "cpu",
@@ -189,6 +200,7 @@ export function resolveConfig(input: TrainingConfigInput): TrainingConfig {
   if (!(config.maxGradNorm >= 0)) fail(`maxGradNorm must be ≥ 0, got ${config.maxGradNorm}`);
   if (!["no", "fp16", "bf16"].includes(config.mixedPrecision)) fail(`mixedPrecision must be no, fp16 or bf16, got '${config.mixedPrecision}'`);
   if (!Number.isSafeInteger(config.seed) || config.seed < 0) fail(`seed must be a non-negative integer, got ${config.seed}`);
+  if (!Number.isSafeInteger(config.basisSeed) || config.basisSeed < 0) fail(`basisSeed must be a non-negative integer, got ${config.basisSeed}`);
   return config;
 }
 
@@ -203,23 +215,46 @@ export function promptWithIdentifier(template: string, identifier: string): stri
 
 /**
  * An identity's seed: its own when given, else the run's seed mixed with a hash of the id (FNV-1a), so that it
- * depends neither on the order of the identities nor on which batch the identity lands in.
+ * depends neither on the order of the identities nor on which batch the identity lands in. libtorch's CPU
+ * generator (mt19937, as PyTorch's) keeps only a seed's low 32 bits, so the run's seed changes those too: they
+ * are the id's hash XOR a bijective mix of the run's seed that is 0 for seed 0 (seed-0 runs keep their streams).
  */
 export function identitySeed(runSeed: number, identity: IdentitySpec): number {
   if (identity.seed !== undefined) return identity.seed;
   let hash = 0x811c9dc5;
   for (const byte of new TextEncoder().encode(identity.id)) hash = Math.imul(hash ^ byte, 0x01000193) >>> 0;
-  return Number(((BigInt(runSeed) << 32n) | BigInt(hash)) % BigInt(Number.MAX_SAFE_INTEGER));
+  const low = (hash ^ mix32((runSeed >>> 0) ^ Math.imul(Math.floor(runSeed / 2 ** 32), 0x9e3779b9))) >>> 0;
+  return Number(((BigInt(runSeed) << 32n) | BigInt(low)) % BigInt(Number.MAX_SAFE_INTEGER));
 }
 
-/** The settings a resumed run must share with the run it continues (the rest, e.g. validation, may change). */
+/** MurmurHash3's 32-bit finaliser: a bijection on 32-bit integers with mix32(0) = 0. */
+function mix32(value: number): number {
+  let h = value >>> 0;
+  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
+  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
+}
+
+/**
+ * The settings a resumed run must share with the run it continues (the rest, e.g. validation, may change).
+ * LiDB runs include the basis seed; LoRA runs have no bases, so theirs is left out.
+ */
 export function runFingerprint(config: TrainingConfig): Record<string, unknown> {
   const { adapter, pretrainedModel, identifier, instancePrompt, withPriorPreservation, classPrompt, priorLossWeight, resolution,
     randomFlip, randomCropScale, trainBatchSize, maxTrainSteps, gradientAccumulationSteps, learningRate, lrScheduler, lrWarmupSteps,
-    adamBeta1, adamBeta2, adamWeightDecay, adamEpsilon, maxGradNorm, snrGamma, rank, lidbA, lidbB, trainTextEncoder, seed, mixedPrecision } = config;
+    adamBeta1, adamBeta2, adamWeightDecay, adamEpsilon, maxGradNorm, snrGamma, rank, lidbA, lidbB, trainTextEncoder, seed, basisSeed, mixedPrecision } = config;
   return {
     adapter, pretrainedModel, identifier, instancePrompt, withPriorPreservation, classPrompt, priorLossWeight, resolution, randomFlip,
     randomCropScale, trainBatchSize, maxTrainSteps, gradientAccumulationSteps, learningRate, lrScheduler, lrWarmupSteps, adamBeta1,
-    adamBeta2, adamWeightDecay, adamEpsilon, maxGradNorm, snrGamma, rank, lidbA, lidbB, trainTextEncoder, seed, mixedPrecision,
+    adamBeta2, adamWeightDecay, adamEpsilon, maxGradNorm, snrGamma, rank, lidbA, lidbB, trainTextEncoder, seed,
+    ...(adapter === "lidb" ? { basisSeed } : {}), mixedPrecision,
   };
+}
+
+/**
+ * A saved fingerprint as today's runFingerprint would write it. LiDB runs saved before the basis seed had its
+ * own setting built their bases from the run's seed: that is their basis seed.
+ */
+export function upgradeFingerprint(saved: Record<string, unknown>): Record<string, unknown> {
+  return saved["adapter"] === "lidb" && !("basisSeed" in saved) ? { ...saved, basisSeed: saved["seed"] } : saved;
 }
