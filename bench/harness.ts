@@ -5,10 +5,13 @@
  */
 import { spawn, type ChildProcessByStdio } from "node:child_process";
 import type { Readable, Writable } from "node:stream";
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { packageRoot } from "../src/engine/native/libtorch.js";
+import { buildInfo, getNumThreads } from "../src/engine/index.js";
+import { provenance } from "../src/util/provenance.js";
+import { writeJsonAtomic } from "../src/util/atomic.js";
 
 export const repoRoot = packageRoot();
 
@@ -72,11 +75,15 @@ export function seconds(fn: () => void): number {
   return Number(process.hrtime.bigint() - started) / 1e9;
 }
 
-/** Writes a result file atomically under bench/results/ (or at `file`) and returns its path. */
+/**
+ * Writes a result file atomically under bench/results/ (or at `file`) and returns its path. The result gets a
+ * `provenance` field: the commit, the command that ran (repository-relative), the threads and the versions.
+ */
 export function writeResult(name: string, result: object, file?: string): string {
   const out = file ?? path.join(repoRoot, "bench", "results", `${name}.json`);
   mkdirSync(path.dirname(out), { recursive: true });
-  writeFileSync(out + ".tmp", JSON.stringify(result, null, 2) + "\n");
-  renameSync(out + ".tmp", out);
+  const script = process.argv[1] ? path.relative(repoRoot, process.argv[1]) : "?";
+  const record = provenance({ command: ["node", script, ...process.argv.slice(2)], threads: getNumThreads(), versions: { torch: buildInfo().torchVersion }, cwd: repoRoot });
+  writeJsonAtomic(out, { ...result, provenance: record });
   return out;
 }
