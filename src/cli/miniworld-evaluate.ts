@@ -6,7 +6,7 @@
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { setNumThreads } from "../engine/index.js";
+import { buildInfo, getNumThreads, setNumThreads } from "../engine/index.js";
 import { evaluateBaseModelQuality } from "../evaluation/base-model-quality.js";
 import { evaluateDreamBoothInWorld } from "../evaluation/dreambooth-in-world.js";
 import { PromptFidelityNetwork } from "../evaluation/fidelity-network.js";
@@ -17,6 +17,7 @@ import { splitIds } from "../miniworld/splits.js";
 import type { StyleName } from "../miniworld/styles.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
+import { provenance, recordedPath, repositoryRoot, type Provenance } from "../util/provenance.js";
 import { Progress, progressBars } from "../util/progress.js";
 
 /** The DreamBooth table's prompts: plain, two media, an accessory, a scene and a transformation. */
@@ -64,16 +65,22 @@ export const MINIWORLD_DREAMBOOTH_SPEC = defineCommand({
   examples: ["hdb miniworld dreambooth", "hdb miniworld dreambooth --identities 2 --seeds 1 --train-steps 20 --out /tmp/db"],
 });
 
-function loadCommon(values: { model?: string | undefined; metrics?: string | undefined; threads?: number | undefined }): { model: string; identity: IdentityNetwork; fidelity: PromptFidelityNetwork } {
+function loadCommon(values: { model?: string | undefined; metrics?: string | undefined; threads?: number | undefined }): { model: string; metrics: string; identity: IdentityNetwork; fidelity: PromptFidelityNetwork } {
   if (values.threads !== undefined) setNumThreads(values.threads);
   const model = path.resolve(values.model ?? path.join(bundledMiniworldDir(), "base"));
   const metrics = path.resolve(values.metrics ?? path.join(bundledMiniworldDir(), "metrics"));
-  return { model, identity: IdentityNetwork.load(path.join(metrics, "identity")), fidelity: PromptFidelityNetwork.load(path.join(metrics, "fidelity")) };
+  return { model, metrics, identity: IdentityNetwork.load(path.join(metrics, "identity")), fidelity: PromptFidelityNetwork.load(path.join(metrics, "fidelity")) };
+}
+
+/** The report's provenance: this command as typed, the threads, and the sha256 of the model and metric networks. */
+function reportProvenance(command: string, argv: string[], model: string, metrics: string): Provenance {
+  return provenance({ command: ["hdb", "miniworld", command, ...argv], threads: getNumThreads(), measured: [model, metrics], versions: { torch: buildInfo().torchVersion } });
 }
 
 export async function runMiniworldQuality(argv: string[]): Promise<void> {
   const { values } = parseFlags(MINIWORLD_QUALITY_SPEC, argv);
-  const { model, identity, fidelity } = loadCommon(values);
+  const { model, metrics, identity, fidelity } = loadCommon(values);
+  const record = reportProvenance("quality", argv, model, metrics);
   const out = path.resolve(values.out);
   const pipeline = await StableDiffusionPipeline.fromPretrained(model);
   let progress: Progress | null = null;
@@ -88,7 +95,8 @@ export async function runMiniworldQuality(argv: string[]): Promise<void> {
   });
   mkdirSync(out, { recursive: true });
   const seconds = (performance.now() - started) / 1000;
-  writeFileAtomic(path.join(out, "quality.json"), `${JSON.stringify({ model, seconds, ...report }, null, 2)}\n`);
+  const where = recordedPath(model, repositoryRoot(process.cwd()));
+  writeFileAtomic(path.join(out, "quality.json"), `${JSON.stringify({ model: where, seconds, ...report, provenance: record }, null, 2)}\n`);
   process.stdout.write(`style fidelity ${(100 * report.styleAccuracy).toFixed(1)}% of ${report.styleImages} images (bar 80%), ` +
     `hair colour ${(100 * report.hairColourAccuracy).toFixed(1)}% of ${report.hairColourImages} (bar 80%), ` +
     `"a face" read as a plain photo ${(100 * report.plainFaceRate).toFixed(1)}%, nearest-render similarity ` +
@@ -98,7 +106,8 @@ export async function runMiniworldQuality(argv: string[]): Promise<void> {
 
 export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
   const { values } = parseFlags(MINIWORLD_DREAMBOOTH_SPEC, argv);
-  const { model, identity, fidelity } = loadCommon(values);
+  const { model, metrics, identity, fidelity } = loadCommon(values);
+  const record = reportProvenance("dreambooth", argv, model, metrics);
   const out = path.resolve(values.out);
   const { identities, seeds: seedCount, seed: firstSeed } = values;
   const report = await evaluateDreamBoothInWorld({
@@ -115,7 +124,7 @@ export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
     generation: {
       steps: values.steps, guidance: values.guidance,
     },
-    referenceNuisanceSeed: 1, progress: progressBars(), log: (line) => void process.stderr.write(`${line}\n`),
+    referenceNuisanceSeed: 1, progress: progressBars(), log: (line) => void process.stderr.write(`${line}\n`), provenance: record,
   });
   const o = report.overall;
   process.stdout.write(`identity similarity: base ${o.identity.base.mean.toFixed(3)} ± ${o.identity.base.halfWidth.toFixed(3)} → LiDB ` +

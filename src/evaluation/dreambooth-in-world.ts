@@ -23,6 +23,7 @@ import type { StyleName } from "../miniworld/styles.js";
 import { imageGrid, imagesToTensor, savePng, type RgbImage } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { writeFileAtomic } from "../util/atomic.js";
+import type { Provenance } from "../util/provenance.js";
 import type { ProgressReporter } from "../util/progress.js";
 import { PHOTO_LABEL, styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
@@ -47,6 +48,8 @@ export interface DreamBoothEvaluationOptions {
   /** Told the LiDB training's steps (the CLI draws a bar from it); when set, each evaluated identity is logged. */
   progress?: ProgressReporter;
   log?: (line: string) => void;
+  /** Where the report came from (src/util/provenance.ts), recorded in report.json. */
+  provenance?: Provenance;
 }
 
 export interface PromptRow {
@@ -65,6 +68,7 @@ export interface DreamBoothReport {
   overall: Omit<PromptRow, "prompt" | "expectedStyle">;
   trainingSeconds: number;
   evaluationSeconds: number;
+  provenance?: Provenance;
 }
 
 /** Cosine similarity of each row of `a` with the matching row of `b` (both unit-length embeddings). */
@@ -166,6 +170,7 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
       styleAccuracy: { base: interval(all("baseStyle")), lidb: interval(all("lidbStyle")) },
     },
     trainingSeconds, evaluationSeconds: (performance.now() - started) / 1000,
+    ...(options.provenance === undefined ? {} : { provenance: options.provenance }),
   };
   await savePng(path.join(options.outDir, "contact-sheet.png"), imageGrid(sheet, 1 + prompts.length));
   writeFileAtomic(path.join(options.outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
