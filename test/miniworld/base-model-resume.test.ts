@@ -3,7 +3,7 @@
 // both training stages and the exported folder; a finished build run again changes nothing; another recipe on
 // the same work folder is refused. The real CLI killed with SIGKILL mid-stage resumes from its last checkpoint.
 import assert from "node:assert/strict";
-import { spawn, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -128,7 +128,12 @@ test("a finished build asked for more phase-4 steps extends that run, ending whe
   assert.ok(longer.finished);
   // build.json keeps both command lines: the one that started the folder and the one that extended it.
   assert.equal(longer.record.command, "first");
-  assert.deepEqual(longer.record.laterCommands, [{ command: "longer", threads: getNumThreads() }]);
+  const commit = spawnSync("git", ["rev-parse", "HEAD"], { cwd: fileURLToPath(new URL("../../../", import.meta.url)), encoding: "utf8" }).stdout.trim();
+  assert.equal(longer.record.commit, commit, "build.json records the commit of the code that started it");
+  assert.deepEqual(longer.record.laterCommands, [{ command: "longer", threads: getNumThreads(), commit }]);
+  const baseFiles = Object.keys(longer.record.baseModelFiles ?? {});
+  assert.ok(baseFiles.some((f) => f.endsWith("unet/diffusion_pytorch_model.safetensors")), baseFiles.join(", "));
+  assert.ok(Object.values(longer.record.baseModelFiles ?? {}).every((h) => /^[0-9a-f]{64}$/.test(h)));
   assert.ok(longer.log.some((line) => /^diffusion-4: resuming from .*checkpoint-1 \(step 1 of 2\)$/.test(line)), longer.log.join("\n"));
   assert.ok(!longer.log.some((line) => /^(vae|diffusion|diffusion-2|diffusion-3): resuming/.test(line)), "the earlier stages must be kept as they are");
   for (const file of COMPARED) assertSameFile(path.join(straight, file), path.join(extended, file), `${file} (extended)`);

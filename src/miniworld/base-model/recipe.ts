@@ -25,6 +25,7 @@ import { AutoencoderKL } from "../../models/vae/index.js";
 import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConfig, writeModelIndex } from "../../pipeline/save-pretrained.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
+import { provenance } from "../../util/provenance.js";
 import type { LossRecord } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
@@ -78,7 +79,11 @@ export interface BuildRecord {
   command: string;
   threads: number;
   /** Later commands on the same work folder that differ from the one before (a longer last phase, other threads). */
-  laterCommands?: { command: string; threads: number }[];
+  laterCommands?: { command: string; threads: number; commit?: string | null }[];
+  /** The repository commit of the command that started the folder (null outside a git checkout). */
+  commit?: string | null;
+  /** sha256 of every file of the exported <out>/base, by path (repository-relative when inside it). */
+  baseModelFiles?: Record<string, string>;
   stages: Partial<Record<BuildStage | "dataset", StageRecord>>;
   scalingFactor?: number;
   /** Bytes of every file under <out>/base. */
@@ -100,15 +105,16 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   const baseDir = path.join(options.outDir, "base");
   const recordFile = path.join(workDir, "build.json");
   const record: BuildRecord = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, "utf8")) as BuildRecord
-    : { recipe, command: options.command ?? "", threads: getNumThreads(), stages: {} };
+    : { recipe, command: options.command ?? "", threads: getNumThreads(), commit: codeCommit(), stages: {} };
   if (!sameRecipe(record.recipe, recipe)) {
     throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
   }
   // The last phase runs at a constant rate with per-step seeds, so more of its steps extend the same run exactly.
   record.recipe = recipe;
   const previous = record.laterCommands?.at(-1) ?? { command: record.command, threads: record.threads };
-  const current = { command: options.command ?? "", threads: getNumThreads() };
-  if (current.command !== previous.command || current.threads !== previous.threads) (record.laterCommands ??= []).push(current);
+  const current = { command: options.command ?? "", threads: getNumThreads(), commit: codeCommit() };
+  const sameCommit = current.commit === (previous.commit ?? record.commit ?? current.commit);
+  if (current.command !== previous.command || current.threads !== previous.threads || !sameCommit) (record.laterCommands ??= []).push(current);
   mkdirSync(workDir, { recursive: true });
   const saveRecord = (): void => writeJsonAtomic(recordFile, record);
   // Recorded before any training, so a killed first stage cannot be resumed with another recipe.
@@ -154,6 +160,7 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     exportPipeline(baseDir, { vaeDir: decoder.dir, unetDir: diffusion.unetDir, textEncoderDir: diffusion.textEncoderDir, tokenizerDir: diffusion.tokenizerDir });
     record.stages.export = { seconds: (performance.now() - started) / 1000 };
     record.baseModelBytes = folderBytes(baseDir);
+    record.baseModelFiles = provenance({ command: [], threads: getNumThreads(), measured: [baseDir] }).files;
     saveRecord();
     log(`base model written to ${baseDir} (${(record.baseModelBytes / 1e6).toFixed(1)} MB)`);
     if (!stop("export") && options.withMetrics !== false) {
@@ -204,6 +211,11 @@ export function exportPipeline(baseDir: string, parts: TrainedComponents): void 
     saveSchedulerConfig(path.join(tmp, "scheduler"), "PNDMScheduler", { ...schedule, prediction_type, skip_prk_steps: true, trained_betas: null });
     writeModelIndex(tmp, "PNDMScheduler");
   });
+}
+
+/** The commit of the code that runs the build, or null outside a git checkout. */
+function codeCommit(): string | null {
+  return provenance({ command: [], threads: getNumThreads(), cwd: packageRoot() }).commit;
 }
 
 function folderBytes(dir: string): number {
