@@ -85,8 +85,6 @@ for (const workload of workloads) {
 const result = {
   benchmark: "contention: throughput idle and beside one busy process, per OpenMP setting, in fresh processes",
   date: new Date().toISOString(), cpu: cpus()[0]?.model ?? "unknown", cores: cpus().length, node: process.version,
-  commit: spawnSync("git", ["rev-parse", "HEAD"], { cwd: repoRoot, encoding: "utf8" }).stdout.trim(),
-  command: `node dist/bench/contention/run.js --iterations ${iterations} --repeats ${repeats}`,
   iterations, repeats, settings, targets: { contendedDefaultVsOneThread: ">= 0.5", idleDefaultVsAllCores: ">= 0.95 (no slower, within noise)" },
   summary, threadsUsed, timesSeconds: times,
 };

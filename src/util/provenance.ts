@@ -71,17 +71,30 @@ function git(root: string, args: string[]): string | null {
   return run.status === 0 ? run.stdout.trim() : null;
 }
 
+/** The commit checked out in the repository holding `dir`, or null outside a git checkout. */
+export function commitOf(dir: string): string | null {
+  const root = repositoryRoot(dir);
+  return root === null ? null : git(root, ["rev-parse", "HEAD"]);
+}
+
+/** sha256 of every file of `targets` (files or folders, each folder's files one by one), by recorded path. */
+export function fileHashes(targets: readonly string[], cwd = process.cwd()): Record<string, string> {
+  const root = repositoryRoot(cwd);
+  const files: Record<string, string> = {};
+  for (const target of targets) {
+    if (!existsSync(target)) throw new Error(`provenance: ${target} does not exist`);
+    for (const file of filesUnder(target)) files[recordedPath(file, root)] = sha256File(file);
+  }
+  return files;
+}
+
 /**
  * The provenance of a result: `command` as typed (e.g. ["hdb", ...process.argv.slice(2)]), the thread count,
  * and the model files or folders measured (each folder's files hashed one by one).
  */
 export function provenance(options: { command: readonly string[]; threads: number; measured?: readonly string[]; versions?: Record<string, string>; cwd?: string }): Provenance {
   const root = repositoryRoot(options.cwd ?? process.cwd());
-  const files: Record<string, string> = {};
-  for (const target of options.measured ?? []) {
-    if (!existsSync(target)) throw new Error(`provenance: ${target} does not exist`);
-    for (const file of filesUnder(target)) files[recordedPath(file, root)] = sha256File(file);
-  }
+  const files = fileHashes(options.measured ?? [], options.cwd);
   const status = root === null ? null : git(root, ["status", "--porcelain", "--untracked-files=no"]);
   return {
     commit: root === null ? null : git(root, ["rev-parse", "HEAD"]),

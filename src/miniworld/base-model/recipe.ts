@@ -25,7 +25,7 @@ import { AutoencoderKL } from "../../models/vae/index.js";
 import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConfig, writeModelIndex } from "../../pipeline/save-pretrained.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
-import { provenance } from "../../util/provenance.js";
+import { commitOf, fileHashes } from "../../util/provenance.js";
 import type { LossRecord } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
@@ -105,14 +105,14 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
   const baseDir = path.join(options.outDir, "base");
   const recordFile = path.join(workDir, "build.json");
   const record: BuildRecord = existsSync(recordFile) ? JSON.parse(readFileSync(recordFile, "utf8")) as BuildRecord
-    : { recipe, command: options.command ?? "", threads: getNumThreads(), commit: codeCommit(), stages: {} };
+    : { recipe, command: options.command ?? "", threads: getNumThreads(), commit: commitOf(packageRoot()), stages: {} };
   if (!sameRecipe(record.recipe, recipe)) {
     throw new Error(`${recordFile} was made with another recipe (${JSON.stringify(record.recipe)}); use another --work folder or delete it`);
   }
   // The last phase runs at a constant rate with per-step seeds, so more of its steps extend the same run exactly.
   record.recipe = recipe;
   const previous = record.laterCommands?.at(-1) ?? { command: record.command, threads: record.threads };
-  const current = { command: options.command ?? "", threads: getNumThreads(), commit: codeCommit() };
+  const current = { command: options.command ?? "", threads: getNumThreads(), commit: commitOf(packageRoot()) };
   const sameCommit = current.commit === (previous.commit ?? record.commit ?? current.commit);
   if (current.command !== previous.command || current.threads !== previous.threads || !sameCommit) (record.laterCommands ??= []).push(current);
   mkdirSync(workDir, { recursive: true });
@@ -160,7 +160,7 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     exportPipeline(baseDir, { vaeDir: decoder.dir, unetDir: diffusion.unetDir, textEncoderDir: diffusion.textEncoderDir, tokenizerDir: diffusion.tokenizerDir });
     record.stages.export = { seconds: (performance.now() - started) / 1000 };
     record.baseModelBytes = folderBytes(baseDir);
-    record.baseModelFiles = provenance({ command: [], threads: getNumThreads(), measured: [baseDir] }).files;
+    record.baseModelFiles = fileHashes([baseDir]);
     saveRecord();
     log(`base model written to ${baseDir} (${(record.baseModelBytes / 1e6).toFixed(1)} MB)`);
     if (!stop("export") && options.withMetrics !== false) {
@@ -211,11 +211,6 @@ export function exportPipeline(baseDir: string, parts: TrainedComponents): void 
     saveSchedulerConfig(path.join(tmp, "scheduler"), "PNDMScheduler", { ...schedule, prediction_type, skip_prk_steps: true, trained_betas: null });
     writeModelIndex(tmp, "PNDMScheduler");
   });
-}
-
-/** The commit of the code that runs the build, or null outside a git checkout. */
-function codeCommit(): string | null {
-  return provenance({ command: [], threads: getNumThreads(), cwd: packageRoot() }).commit;
 }
 
 function folderBytes(dir: string): number {
