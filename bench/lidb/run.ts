@@ -17,9 +17,9 @@ import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { getNumThreads } from "../../src/engine/index.js";
-import { resolveConfig, type IdentitySpec, type TrainingConfigInput } from "../../src/lidb/training/config.js";
-import type { IdentityRun } from "../../src/lidb/training/identity.js";
-import { DreamBoothTrainer } from "../../src/lidb/training/trainer.js";
+import { resolveConfig, type IdentitySpec, type TrainingConfigInput } from "../../src/dreambooth/config.js";
+import type { IdentityRun } from "../../src/dreambooth/identity.js";
+import { DreamBoothTrainer } from "../../src/dreambooth/trainer.js";
 import { savePng } from "../../src/pipeline/images.js";
 import { interleave, median, PythonWorker, repoRoot, seconds, writeResult } from "../harness.js";
 

@@ -1,11 +1,11 @@
 /**
- * `hdb export <lidb>`: writes a LiDB file as a standard rank-r LoRA (src/lidb/export.ts): the exact products with
+ * `hdb export <lidb>`: writes a LiDB file as a standard rank-r LoRA (src/adapters/export.ts): the exact products with
  * the aux bases, which are rebuilt from the file's seed and target list, so no model is needed. With --model,
  * the file is first checked against that model's UNet and text encoder (layer names and weight shapes, from
  * their configs; no weights are loaded) and any mismatch is an error. Flags: EXPORT_SPEC (`hdb export --help`).
  */
 import path from "node:path";
-import { checkLidbCompatibility, exportLidbFile, LORA_FORMATS, readLidbFileInfo, type AdaptedModels, type LoraFormat } from "../lidb/index.js";
+import { checkLidbCompatibility, exportLidbFile, LORA_FORMATS, readLidbFileInfo, type AdaptedModels, type LoraFormat } from "../adapters/index.js";
 import { parseCLIPTextConfig } from "../models/clip/text-config.js";
 import { CLIPTextModel } from "../models/clip/text-encoder.js";
 import { readComponentConfig } from "../models/loading/config.js";

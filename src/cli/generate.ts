@@ -1,12 +1,12 @@
 /**
  * `hdb generate`: txt2img from a Stable Diffusion folder, Hugging Face cache snapshot or model id, optionally
- * with LiDB and LoRA files applied (src/lidb/apply.ts). Flags: GENERATE_SPEC below (`hdb generate --help`).
+ * with LiDB and LoRA files applied (src/adapters/apply.ts). Flags: GENERATE_SPEC below (`hdb generate --help`).
  * Every write is atomic.
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import type { DType } from "../engine/index.js";
-import { applyAdapterFiles, parseWeightedFile } from "../lidb/apply.js";
+import { applyAdapterFiles, parseWeightedFile } from "../adapters/apply.js";
 import { savePng } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { defineCommand, parseFlags } from "../util/flags.js";

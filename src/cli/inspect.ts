@@ -4,7 +4,7 @@
  */
 import { statSync } from "node:fs";
 import { readSafetensorsHeader } from "../engine/index.js";
-import { readLidbFileInfo, readLoraFile, type LidbFileInfo, type LoraFile } from "../lidb/index.js";
+import { readLidbFileInfo, readLoraFile, type LidbFileInfo, type LoraFile } from "../adapters/index.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 
 export const INSPECT_SPEC = defineCommand({

@@ -116,7 +116,7 @@ export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
     seeds: Array.from({ length: seedCount }, (_, i) => firstSeed + i),
     training: {
       steps: values["train-steps"], learningRate: values["learning-rate"],
-      // The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/lidb/training/config.ts).
+      // The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/dreambooth/config.ts).
       lidbA: 32, lidbB: 16,
       identitiesPerBatch: values["identities-per-batch"],
       seed: 0,

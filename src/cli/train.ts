@@ -2,17 +2,17 @@
  * `hdb train-lidb` and `hdb train-lora`: DreamBooth training of LiDB adapters (HyperDreamBooth §4.1) or of a
  * LoRA (the DreamBooth-LoRA baseline) for one identity or many. The flags (TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC
  * below; `hdb train-lidb --help`) mirror diffusers' train_dreambooth_lora.py in kebab-case; see
- * src/lidb/training/config.ts for what each does.
+ * src/dreambooth/config.ts for what each does.
  */
 import path from "node:path";
 import type { SchedulerName } from "../engine/optim/index.js";
-import { identitiesFrom, identityFromPath } from "../lidb/training/data.js";
-import { trainDreamBooth } from "../lidb/training/trainer.js";
-import { defaultConfig, type AdapterKind, type IdentitySpec, type MixedPrecision, type TrainingConfigInput } from "../lidb/training/config.js";
+import { identitiesFrom, identityFromPath } from "../dreambooth/data.js";
+import { trainDreamBooth } from "../dreambooth/trainer.js";
+import { defaultConfig, type AdapterKind, type IdentitySpec, type MixedPrecision, type TrainingConfigInput } from "../dreambooth/config.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { progressBars } from "../util/progress.js";
 
-/** The flags of `hdb train-lidb` / `hdb train-lora`; the defaults shown are the config's (src/lidb/training/config.ts). */
+/** The flags of `hdb train-lidb` / `hdb train-lora`; the defaults shown are the config's (src/dreambooth/config.ts). */
 function trainSpec(adapter: AdapterKind) {
   const d = defaultConfig(adapter);
   const name = adapter === "lidb" ? "train-lidb" : "train-lora";

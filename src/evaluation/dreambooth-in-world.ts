@@ -15,8 +15,8 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
-import { applyLidbFile } from "../lidb/file.js";
-import { trainDreamBooth } from "../lidb/training/trainer.js";
+import { applyLidbFile } from "../adapters/lidb/file.js";
+import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { identifierPrompt } from "../miniworld/captions.js";
 import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
@@ -40,7 +40,7 @@ export interface DreamBoothEvaluationOptions {
   /** One style list per prompt ([] = "a sks face"). */
   prompts: readonly (readonly StyleName[])[];
   seeds: readonly number[];
-  /** LiDB training (src/lidb/training): steps, learning rate, a, b, identities trained together. */
+  /** LiDB training (src/dreambooth): steps, learning rate, a, b, identities trained together. */
   training: { steps: number; learningRate: number; lidbA: number; lidbB: number; identitiesPerBatch: number; seed: number };
   generation: { steps: number; guidance: number };
   /** Nuisance seed of each identity's reference photo. */

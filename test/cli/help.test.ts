@@ -15,7 +15,7 @@ import { INFO_SPEC } from "../../src/cli/info.js";
 import { INSPECT_SPEC } from "../../src/cli/inspect.js";
 import { MINIWORLD_COMMANDS } from "../../src/cli/miniworld.js";
 import { TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "../../src/cli/train.js";
-import { defaultConfig } from "../../src/lidb/training/config.js";
+import { defaultConfig } from "../../src/dreambooth/config.js";
 import type { CommandSpec } from "../../src/util/flags.js";
 
 const hdb = fileURLToPath(new URL("../../src/cli/hdb.js", import.meta.url));

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { test } from "node:test";
 import { parseIdList, runMiniworld } from "../../src/cli/miniworld.js";
-import { identitiesFrom, identityFromPath } from "../../src/lidb/training/data.js";
+import { identitiesFrom, identityFromPath } from "../../src/dreambooth/data.js";
 import { renderFace } from "../../src/miniworld/render.js";
 import { loadImage } from "../../src/pipeline/images.js";
 import { TOKENIZER_DIR } from "./export-fixtures.js";

@@ -1,4 +1,4 @@
-"""One DreamBooth-LoRA training step in diffusers/peft, the reference for test/lidb/training-oracle.test.ts.
+"""One DreamBooth-LoRA training step in diffusers/peft, the reference for test/dreambooth/oracle.test.ts.
 
 For each case, on a tiny pipeline of the tiny_sd fixtures, as diffusers' examples/dreambooth/train_dreambooth_lora.py
 does it: peft LoRA (rank R, alpha R) on the UNet's to_q/to_k/to_v/to_out.0 and the text encoder's

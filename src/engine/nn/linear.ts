@@ -9,7 +9,7 @@
  *
  * An adapter's `delta` may return null to contribute nothing (an adapter merged into the weight, or disabled).
  * The Linear does not own its adapters: it neither lists their parameters nor moves or frees them; whoever
- * added them does (in this project, the handles of src/lidb/inject.ts). With no adapter, forward is exactly
+ * added them does (in this project, the handles of src/adapters/{lidb,lora}/model.ts). With no adapter, forward is exactly
  * torch.nn.Linear's one operator.
  */
 import type { TensorOptions } from "../creation.js";

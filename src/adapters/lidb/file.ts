@@ -1,0 +1,345 @@
+/**
+ * The LiDB file: one identity's Lightweight DreamBooth weights (paper §4.1), ~100 KB for SD1.5.
+ *
+ * A safetensors file with two tensors, the trainable factors of every layer stacked in target order,
+ *
+ *     lidb.a_train   (L, a, r)        lidb.b_train   (L, r, b)          float32 (default) or float16
+ *
+ * and string metadata:
+ *
+ *     format                    "pt" (the safetensors convention)
+ *     hdb.format                "lidb"          hdb.format_version    "1"
+ *     lidb.a / lidb.b / lidb.rank / lidb.seed   the factorisation and the seed of its aux bases
+ *     lidb.basis                the basis construction's version (aux-bases.ts)
+ *     lidb.basis_sha256         checksum of the aux bases (verified on load)
+ *     lidb.targets              the L layers with their weight shapes: JSON [[name, out, in], …], deflated
+ *                               and base64-encoded (13 KB of names become < 1 KB)
+ *     base_model.id / .architecture / .prediction_type / .resolution
+ *     base_model.targets_sha256 hash of the target names and shapes
+ *     base_model.weights_sha256 hash of the targeted base weights (rounded to fp16, so an fp32 checkpoint and
+ *                               its fp16 variant agree), when the weights were available
+ *     identifier                the identifier token of the prompts ("a [V] face")
+ *     training                  a JSON summary (steps, learning rate, …) from the trainer
+ *     created / software
+ *
+ * The aux bases are never stored (prior-art mistake 4: 130 MB of bases, or a 1–4 MB LoRA, as the
+ * deliverable): they are rebuilt from the seed and layer names, and their checksum must match. For SD1.5
+ * (176 layers, 26,400 values) the fp32 file is 105,600 bytes of factors plus a ~2 KB header: 107,472 bytes
+ * with a short training summary (test/adapters/file.test.ts), against the paper's "120 KB".
+ */
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { loadSafetensors, noGrad, readSafetensorsHeader, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
+import { AUX_BASIS_VERSION, seedText } from "./aux-bases.js";
+import { checkDimensions, type LidbDimensions, type LidbSeed } from "./config.js";
+import { injectLidb, type LidbAdapters, type LidbFactors } from "./model.js";
+import { linearLayers, MODEL_COMPONENTS, componentModel, type AdaptedModels, type TargetShape } from "../targets.js";
+
+export const LIDB_FORMAT = "lidb";
+export const LIDB_FORMAT_VERSION = 1;
+
+/** The base model a LiDB file was made for. */
+export interface LidbBaseModel {
+  /** A model id ("runwayml/stable-diffusion-v1-5") or folder name. */
+  id: string;
+  /** "stable-diffusion-v1", "stable-diffusion-v2", or "unknown". */
+  architecture: string;
+  /** "epsilon" or "v_prediction", when known. */
+  predictionType?: string;
+  /** Native image size in pixels (512 for SD1.5, 768 for SD2.1-v), when known. */
+  resolution?: number;
+}
+
+/** Everything a LiDB file says about itself (its header; no tensor data). */
+export interface LidbFileInfo {
+  formatVersion: number;
+  dims: LidbDimensions;
+  seed: string;
+  basisVersion: string;
+  basisChecksum: string;
+  targets: TargetShape[];
+  baseModel: LidbBaseModel & { targetsHash: string; weightsHash: string | null };
+  identifier: string | null;
+  training: Record<string, unknown> | null;
+  created: string | null;
+  software: string | null;
+  dtype: "float32" | "float16";
+}
+
+/** A LiDB file in memory: its header and its factors (float32, on the CPU; the caller frees them). */
+export interface LidbFile {
+  info: LidbFileInfo;
+  factors: LidbFactors;
+}
+
+export interface LidbWriteOptions {
+  baseModel: LidbBaseModel;
+  /** The identifier token ("sks", "[V]"). */
+  identifier?: string;
+  /** A JSON-serialisable summary of how the weights were made. */
+  training?: Record<string, unknown>;
+  /** Stored dtype of the factors (default float32). */
+  dtype?: "float32" | "float16";
+}
+
+/** What writeLidbFile needs: the factors and everything that identifies them; no model. */
+export interface LidbContents extends LidbWriteOptions {
+  factors: LidbFactors;
+  targets: readonly TargetShape[];
+  dims: LidbDimensions;
+  seed: LidbSeed;
+  basisChecksum: string;
+  /** Hash of the targeted base weights (see targetedWeightsHash), when known. */
+  weightsHash?: string | null;
+}
+
+/** Writes a LiDB file atomically; returns its size in bytes. */
+export function writeLidbFile(path: string, contents: LidbContents): number {
+  const { dims, targets, factors } = contents;
+  checkDimensions(dims);
+  const dtype = contents.dtype ?? "float32";
+  const expectA = [targets.length, dims.a, dims.rank];
+  const expectB = [targets.length, dims.rank, dims.b];
+  if (factors.aTrain.shape.join() !== expectA.join() || factors.bTrain.shape.join() !== expectB.join()) {
+    throw new Error(`LiDB factors must be aTrain [${expectA.join(", ")}] and bTrain [${expectB.join(", ")}] for ${targets.length} layers, got [${factors.aTrain.shape.join(", ")}] and [${factors.bTrain.shape.join(", ")}]`);
+  }
+  const metadata: Record<string, string> = {
+    "format": "pt",
+    "hdb.format": LIDB_FORMAT,
+    "hdb.format_version": String(LIDB_FORMAT_VERSION),
+    "lidb.a": String(dims.a),
+    "lidb.b": String(dims.b),
+    "lidb.rank": String(dims.rank),
+    "lidb.seed": seedText(contents.seed),
+    "lidb.basis": AUX_BASIS_VERSION,
+    "lidb.basis_sha256": contents.basisChecksum,
+    "lidb.targets": encodeTargets(targets),
+    "base_model.id": contents.baseModel.id,
+    "base_model.architecture": contents.baseModel.architecture,
+    "base_model.targets_sha256": targetsHash(targets),
+    "created": new Date().toISOString(),
+    "software": "hyperdreambooth",
+  };
+  if (contents.baseModel.predictionType !== undefined) metadata["base_model.prediction_type"] = contents.baseModel.predictionType;
+  if (contents.baseModel.resolution !== undefined) metadata["base_model.resolution"] = String(contents.baseModel.resolution);
+  if (contents.weightsHash) metadata["base_model.weights_sha256"] = contents.weightsHash;
+  if (contents.identifier !== undefined) metadata["identifier"] = contents.identifier;
+  if (contents.training !== undefined) metadata["training"] = JSON.stringify(contents.training);
+  tidy(() => {
+    const tensors = new Map<string, Tensor>([
+      ["lidb.a_train", factors.aTrain.detach().to({ dtype, device: "cpu" }).contiguous()],
+      ["lidb.b_train", factors.bTrain.detach().to({ dtype, device: "cpu" }).contiguous()],
+    ]);
+    saveSafetensors(path, tensors, metadata);
+  });
+  return statSync(path).size;
+}
+
+/**
+ * Saves the current factors of injected LiDB adapters, with the hash of the base weights they sit on
+ * (computed here; the adapters must not be merged, or the hash would include their own ΔW).
+ */
+export function saveLidbFile(path: string, adapters: LidbAdapters, options: LidbWriteOptions): number {
+  if (adapters.merged) throw new Error("saveLidbFile: unmerge the LiDB adapters first (the base-weight hash would include ΔW)");
+  const factors = adapters.getFactors();
+  try {
+    return writeLidbFile(path, {
+      ...options, factors, targets: adapters.targetShapes, dims: adapters.dims, seed: adapters.seed,
+      basisChecksum: adapters.basisChecksum, weightsHash: hashWeights(adapters.targets.map((t) => t.layer.weight)),
+    });
+  } finally {
+    factors.aTrain.dispose();
+    factors.bTrain.dispose();
+  }
+}
+
+/** Reads and checks a LiDB file's header (no tensor data). */
+export function readLidbFileInfo(path: string): LidbFileInfo {
+  const header = readSafetensorsHeader(path);
+  const meta = header.metadata;
+  if (meta["hdb.format"] !== LIDB_FORMAT) {
+    throw new Error(`${path} is not a LiDB file (its metadata has no "hdb.format": "lidb"${meta["hdb.format"] ? `, but "${meta["hdb.format"]}"` : ""})`);
+  }
+  const version = Number(meta["hdb.format_version"]);
+  if (version !== LIDB_FORMAT_VERSION) throw new Error(`${path}: LiDB format version ${meta["hdb.format_version"]} is not supported (this build reads version ${LIDB_FORMAT_VERSION})`);
+  const field = (key: string): string => {
+    const value = meta[key];
+    if (value === undefined) throw new Error(`${path}: the LiDB metadata lacks "${key}"`);
+    return value;
+  };
+  const integer = (key: string): number => {
+    const value = Number(field(key));
+    if (!Number.isInteger(value) || value < 1) throw new Error(`${path}: "${key}" must be a positive integer, got '${meta[key]}'`);
+    return value;
+  };
+  const dims = { a: integer("lidb.a"), b: integer("lidb.b"), rank: integer("lidb.rank") };
+  const targets = decodeTargets(field("lidb.targets"), path);
+  const a = header.entries.get("lidb.a_train");
+  const b = header.entries.get("lidb.b_train");
+  const expectA = [targets.length, dims.a, dims.rank];
+  const expectB = [targets.length, dims.rank, dims.b];
+  if (!a || !b || a.shape.join() !== expectA.join() || b.shape.join() !== expectB.join()) {
+    throw new Error(`${path}: expected tensors lidb.a_train [${expectA.join(", ")}] and lidb.b_train [${expectB.join(", ")}] for ${targets.length} layers, found ${[...header.entries].map(([k, e]) => `${k} [${e.shape.join(", ")}]`).join(", ") || "none"}`);
+  }
+  if (a.dtype !== b.dtype || (a.dtype !== "float32" && a.dtype !== "float16")) throw new Error(`${path}: LiDB factors must be float32 or float16, got ${a.dtype} and ${b.dtype}`);
+  const storedTargetsHash = field("base_model.targets_sha256");
+  if (storedTargetsHash !== targetsHash(targets)) throw new Error(`${path}: the target list does not match its own hash (base_model.targets_sha256): the file is corrupt`);
+  let training: Record<string, unknown> | null = null;
+  if (meta["training"] !== undefined) {
+    try {
+      training = JSON.parse(meta["training"]) as Record<string, unknown>;
+    } catch {
+      throw new Error(`${path}: "training" metadata is not valid JSON`);
+    }
+  }
+  const resolution = meta["base_model.resolution"] === undefined ? undefined : Number(meta["base_model.resolution"]);
+  return {
+    formatVersion: version, dims, seed: seedText(field("lidb.seed")), basisVersion: field("lidb.basis"),
+    basisChecksum: field("lidb.basis_sha256"), targets,
+    baseModel: {
+      id: field("base_model.id"), architecture: field("base_model.architecture"),
+      ...(meta["base_model.prediction_type"] === undefined ? {} : { predictionType: meta["base_model.prediction_type"] }),
+      ...(resolution === undefined ? {} : { resolution }),
+      targetsHash: storedTargetsHash, weightsHash: meta["base_model.weights_sha256"] ?? null,
+    },
+    identifier: meta["identifier"] ?? null, training, created: meta["created"] ?? null, software: meta["software"] ?? null,
+    dtype: a.dtype,
+  };
+}
+
+/** Reads a LiDB file: header checks, then the factors as float32 CPU tensors. */
+export function loadLidbFile(path: string): LidbFile {
+  const info = readLidbFileInfo(path);
+  const { tensors } = loadSafetensors(path, { dtype: "float32", names: ["lidb.a_train", "lidb.b_train"] });
+  return { info, factors: { aTrain: tensors.get("lidb.a_train")!, bTrain: tensors.get("lidb.b_train")! } };
+}
+
+/** Problems (errors) and doubts (warnings) about applying a LiDB file to these models. */
+export interface LidbCompatibility {
+  errors: string[];
+  warnings: string[];
+}
+
+/**
+ * Checks a LiDB file against models: every target layer must exist with the recorded weight shape, the
+ * basis version must be this build's; a different base-weight hash is a warning (a fine-tune or another
+ * checkpoint of the same architecture: the file applies, but was made for other weights).
+ */
+export function checkLidbCompatibility(info: LidbFileInfo, models: AdaptedModels): LidbCompatibility {
+  const errors: string[] = [];
+  const warnings: string[] = [];
+  const forModel = `made for ${info.baseModel.id} (${info.baseModel.architecture})`;
+  if (info.basisVersion !== AUX_BASIS_VERSION) {
+    errors.push(`its aux bases are "${info.basisVersion}", this build makes "${AUX_BASIS_VERSION}"`);
+  }
+  const layers = new Map<string, { out: number; in: number; weight: Tensor }>();
+  for (const component of MODEL_COMPONENTS) {
+    const model = componentModel(models, component);
+    if (!model) continue;
+    for (const [name, layer] of linearLayers(model, component)) layers.set(name, { out: layer.outFeatures, in: layer.inFeatures, weight: layer.weight });
+  }
+  const missingComponents = MODEL_COMPONENTS.filter((c) => !componentModel(models, c) && info.targets.some((t) => t.name.startsWith(`${c}.`)));
+  for (const component of missingComponents) errors.push(`it adapts the ${component}, which was not given`);
+  const missing: string[] = [];
+  const mismatched: string[] = [];
+  for (const target of info.targets) {
+    const component = target.name.slice(0, target.name.indexOf("."));
+    if (missingComponents.includes(component as never)) continue;
+    const layer = layers.get(target.name);
+    if (!layer) missing.push(target.name);
+    else if (layer.out !== target.outFeatures || layer.in !== target.inFeatures) {
+      mismatched.push(`${target.name}: the file has a ${target.outFeatures}×${target.inFeatures} weight, the model ${layer.out}×${layer.in}`);
+    }
+  }
+  if (missing.length > 0) errors.push(`the model has no layer ${listSome(missing)}`);
+  if (mismatched.length > 0) errors.push(`weight shapes differ: ${listSome(mismatched)}`);
+  if (errors.length === 0 && info.baseModel.weightsHash !== null) {
+    const hash = hashWeights(info.targets.map((t) => layers.get(t.name)!.weight));
+    if (hash !== null && hash !== info.baseModel.weightsHash) {
+      warnings.push(`the targeted base weights differ from those of ${info.baseModel.id} the file was made with (another checkpoint or a fine-tune of the same architecture)`);
+    }
+  }
+  return { errors: errors.map((e) => `this LiDB file was ${forModel}, but ${e}`), warnings };
+}
+
+/**
+ * Applies a LiDB file to models: checks compatibility (all errors in one message), injects adapters on the
+ * file's layers with its seed and sizes, verifies the rebuilt bases against the file's checksum, and sets
+ * the factors. Returns the adapters (and the warnings, e.g. other base weights).
+ */
+export function applyLidbFile(
+  models: AdaptedModels, file: string | LidbFile, options: { name?: string; scale?: number; dtype?: "float32" | "float16" | "bfloat16" } = {},
+): { adapters: LidbAdapters; warnings: string[] } {
+  const loaded = typeof file === "string" ? loadLidbFile(file) : file;
+  const source = typeof file === "string" ? file : "the LiDB file";
+  try {
+    const { info } = loaded;
+    const { errors, warnings } = checkLidbCompatibility(info, models);
+    if (errors.length > 0) throw new Error(`${source}: ${errors.join("; ")}`);
+    const adapters = injectLidb(models, {
+      ...info.dims, seed: info.seed, layers: info.targets.map((t) => t.name),
+      ...(options.name === undefined ? {} : { name: options.name }), ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
+    });
+    if (adapters.basisChecksum !== info.basisChecksum) {
+      adapters.dispose();
+      throw new Error(`${source}: the aux bases rebuilt from seed ${info.seed} have checksum ${adapters.basisChecksum}, the file expects ${info.basisChecksum}: the bases differ from those the factors were trained with`);
+    }
+    adapters.setFactors(loaded.factors);
+    if (options.scale !== undefined) adapters.setScale(options.scale);
+    return { adapters, warnings };
+  } finally {
+    if (typeof file === "string") {
+      loaded.factors.aTrain.dispose();
+      loaded.factors.bTrain.dispose();
+    }
+  }
+}
+
+/** What the base model is, from the text encoder's activation or the UNet's config (SD2 uses gelu and linear projections). */
+export function describeBaseModel(models: AdaptedModels, id: string, extra: { predictionType?: string; resolution?: number } = {}): LidbBaseModel {
+  const textConfig = (models.textEncoder as { config?: { hidden_act?: string } } | null | undefined)?.config;
+  const unetConfig = (models.unet as { config?: { use_linear_projection?: boolean; cross_attention_dim?: number | number[] } } | null | undefined)?.config;
+  let architecture = "unknown";
+  if (textConfig?.hidden_act === "quick_gelu") architecture = "stable-diffusion-v1";
+  else if (textConfig?.hidden_act === "gelu") architecture = "stable-diffusion-v2";
+  else if (unetConfig) architecture = unetConfig.use_linear_projection ? "stable-diffusion-v2" : "stable-diffusion-v1";
+  return { id, architecture, ...extra };
+}
+
+/** SHA-256 over "name out×in" lines: identifies the target list and the base model's layer shapes. */
+export function targetsHash(targets: readonly TargetShape[]): string {
+  const hash = createHash("sha256");
+  for (const t of targets) hash.update(`${t.name} ${t.outFeatures}x${t.inFeatures}\n`);
+  return hash.digest("hex");
+}
+
+/** SHA-256 of weights rounded to float16 (so fp32 and fp16 copies of a checkpoint agree); null on the meta device. */
+export function hashWeights(weights: readonly Tensor[]): string | null {
+  if (weights.some((w) => w.device === "meta")) return null;
+  const hash = createHash("sha256");
+  for (const weight of weights) hash.update(noGrad(() => tidy(() => weight.to({ dtype: "float16", device: "cpu" }).contiguous().bytes())));
+  return hash.digest("hex");
+}
+
+function encodeTargets(targets: readonly TargetShape[]): string {
+  const json = JSON.stringify(targets.map((t) => [t.name, t.outFeatures, t.inFeatures]));
+  return deflateRawSync(Buffer.from(json, "utf8"), { level: 9 }).toString("base64");
+}
+
+function decodeTargets(encoded: string, path: string): TargetShape[] {
+  let rows: unknown;
+  try {
+    rows = JSON.parse(inflateRawSync(Buffer.from(encoded, "base64")).toString("utf8"));
+  } catch {
+    throw new Error(`${path}: "lidb.targets" is not a deflated, base64-encoded JSON list`);
+  }
+  const valid = Array.isArray(rows) && rows.every((row) => Array.isArray(row) && row.length === 3 && typeof row[0] === "string"
+    && /^(unet|text_encoder)\./.test(row[0]) && Number.isInteger(row[1]) && Number.isInteger(row[2]) && row[1] > 0 && row[2] > 0);
+  if (!valid || (rows as unknown[]).length === 0) throw new Error(`${path}: "lidb.targets" must be a non-empty list of [layer name, out, in]`);
+  return (rows as [string, number, number][]).map(([name, outFeatures, inFeatures]) => ({ name, outFeatures, inFeatures }));
+}
+
+function listSome(items: string[]): string {
+  return items.slice(0, 5).join("; ") + (items.length > 5 ? `; … (${items.length} in all)` : "");
+}
