@@ -72,9 +72,9 @@ const worker = new PythonWorker(path.join(repoRoot, "bench", "lidb", "torch_work
 const info = await worker.ask<{ torch: string; lora_parameters: number }>(null);
 
 const timed = (job: () => void, n: number): number[] => Array.from({ length: n }, () => seconds(job));
-const lidbOne = (): void => lidb.trainer.trainStep([lidb.runs[0]!]);
-const lidbMany = (): void => lidb.trainer.trainStep(lidb.runs);
-const loraOne = (): void => lora.trainer.trainStep([lora.runs[0]!]);
+const lidbOne = (): void => void lidb.trainer.trainStep([lidb.runs[0]!]);
+const lidbMany = (): void => void lidb.trainer.trainStep(lidb.runs);
+const loraOne = (): void => void lora.trainer.trainStep([lora.runs[0]!]);
 const python = (cmd: string, n: number) => async (): Promise<number[]> => (await worker.ask<{ times: number[] }>({ cmd, n })).times;
 
 // Warm-up: libtorch builds its kernels for each new shape on first use, and the allocator settles.

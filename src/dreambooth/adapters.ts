@@ -77,11 +77,19 @@ class LidbBinding implements TrainingAdapters {
   /** The per-sample factors as computed from the identities, and the leaves the adapters use. */
   #bound: { producers: Tensor[]; leaves: Tensor[] } | null = null;
 
-  constructor(readonly lidb: LidbAdapters, readonly baseModel: LidbBaseModel) {}
+  /**
+   * The factors as injected, kept: every identity starts from them. (Reading the adapters instead would hand a
+   * later identity an earlier one's trained factors, which `save` and validation copy into the adapters.)
+   */
+  readonly #initial: Map<string, Tensor>;
+
+  constructor(readonly lidb: LidbAdapters, readonly baseModel: LidbBaseModel) {
+    const { aTrain, bTrain } = lidb.getFactors();
+    this.#initial = new Map([["a_train", keep(aTrain)], ["b_train", keep(bTrain)]]);
+  }
 
   initialFactors(): Map<string, Tensor> {
-    const { aTrain, bTrain } = this.lidb.getFactors();
-    return new Map([["a_train", aTrain], ["b_train", bTrain]]);
+    return cloneFactors(this.#initial);
   }
 
   bind(identities: readonly Map<string, Tensor>[], sampleIdentity: Tensor): void {
@@ -126,6 +134,7 @@ class LidbBinding implements TrainingAdapters {
 
   dispose(): void {
     this.unbind();
+    for (const t of this.#initial.values()) t.dispose();
     this.lidb.dispose();
   }
 }
@@ -133,15 +142,18 @@ class LidbBinding implements TrainingAdapters {
 class LoraBinding implements TrainingAdapters {
   readonly kind = "lora";
 
-  constructor(readonly lora: LoraAdapters, readonly baseModel: LidbBaseModel) {}
+  /** The factors as injected, kept: every identity starts from them (see LidbBinding). */
+  readonly #initial = new Map<string, Tensor>();
+
+  constructor(readonly lora: LoraAdapters, readonly baseModel: LidbBaseModel) {
+    for (const [layer, { down, up }] of lora.getFactors()) {
+      this.#initial.set(`${layer}.lora_A`, keep(down));
+      this.#initial.set(`${layer}.lora_B`, keep(up));
+    }
+  }
 
   initialFactors(): Map<string, Tensor> {
-    const factors = new Map<string, Tensor>();
-    for (const [layer, { down, up }] of this.lora.getFactors()) {
-      factors.set(`${layer}.lora_A`, down);
-      factors.set(`${layer}.lora_B`, up);
-    }
-    return factors;
+    return cloneFactors(this.#initial);
   }
 
   bind(identities: readonly Map<string, Tensor>[]): void {
@@ -193,6 +205,12 @@ class LoraBinding implements TrainingAdapters {
   }
 
   dispose(): void {
+    for (const t of this.#initial.values()) t.dispose();
     this.lora.dispose();
   }
+}
+
+/** Fresh copies of factors (the caller frees them). */
+function cloneFactors(factors: Map<string, Tensor>): Map<string, Tensor> {
+  return new Map([...factors].map(([name, t]) => [name, noGrad(() => t.clone())]));
 }

@@ -1,28 +1,22 @@
 /**
- * One identity being trained: its own adapter factors (autograd leaves), its own AdamW and learning-rate
- * schedule, its own random stream, its step count and losses, its photos' VAE posteriors, and its checkpoint.
+ * One identity being trained: a training job (src/training/job.ts) whose trained tensors are the identity's own
+ * adapter factors (autograd leaves), with its own AdamW and learning-rate schedule and its own per-step random
+ * stream, plus its photos' VAE posteriors.
  *
- * Everything random about an identity's training (which photo, augmentation, the posterior sample, noise,
- * timesteps) is drawn from its own generator, seeded from the identity, in a fixed order. Together with its
- * own optimiser this makes its result independent of which other identities share its batches: trained alone
- * or in a batch of 16, it sees the same numbers (up to the last-bit effects of batched kernels).
- *
- * Checkpoint: one safetensors file (written atomically) with the factors ("factors.<name>"), the optimiser's
- * state tensors ("optimizer.state.<i>.<name>") and the generator state ("generator"); the metadata holds the
- * step, the losses so far, the optimiser's JSON part and the schedule's state. Restoring it and continuing
- * gives the same numbers as never stopping.
+ * Everything random about an identity's step (which photo, augmentation, the posterior sample, noise,
+ * timesteps) is drawn from its generator, seeded by the loop from (the identity's seed, its step), in a fixed
+ * order. Together with its own optimiser this makes its result independent of which other identities share
+ * its batches: trained alone or in a batch of 16, it sees the same numbers (up to the last-bit effects of
+ * batched kernels). Its checkpoints are the loop's: `<outputDir>/checkpoints/<id>/checkpoint-<step>/`.
  */
-import {
-  cat, Generator, keep, loadSafetensors, noGrad, rand, randint, randn, saveSafetensors, tidy, type Tensor,
-} from "../engine/index.js";
-import { clipGradNorm_ } from "../engine/nn/index.js";
-import { AdamW, getScheduler, type GradScaler, type LRScheduler, type LRSchedulerState, type OptimizerStateDict } from "../engine/optim/index.js";
+import path from "node:path";
+import { cat, keep, noGrad, rand, randint, randn, tidy, type Generator, type Tensor } from "../engine/index.js";
+import { AdamW, getScheduler } from "../engine/optim/index.js";
+import { TrainingJob } from "../training/index.js";
 import { DiagonalGaussianDistribution } from "../models/vae/gaussian.js";
 import type { AutoencoderKL } from "../models/vae/index.js";
-import { identitySeed, type IdentitySpec, type TrainingConfig } from "./config.js";
+import { identitySeed, runFingerprint, type IdentitySpec, type TrainingConfig } from "./config.js";
 import { AUGMENT_DRAWS, augment, encodePosterior, type AugmentOptions } from "./data.js";
-
-const CHECKPOINT_FORMAT = "hdb-identity-training-state/1";
 
 /** What every identity shares: the VAE, the class images, augmentation and the number of training timesteps. */
 export interface SharedData {
@@ -47,33 +41,36 @@ export interface IdentitySamples {
   promptRows: number[];
 }
 
-export class IdentityRun {
-  readonly seed: number;
-  readonly generator: Generator;
-  /** The trainable factors by name (leaves that require grad), in the adapters' order. */
-  readonly factors: Map<string, Tensor>;
-  readonly optimizer: AdamW;
-  readonly schedule: LRScheduler;
-  /** Optimiser steps taken. */
-  step = 0;
-  /** The loss of every optimiser step (mean over its accumulation micro-steps). */
-  readonly losses: number[] = [];
-  /** Loss of the micro-steps of the current optimiser step. */
-  readonly pending: number[] = [];
-  readonly startedAt = Date.now();
+export class IdentityRun extends TrainingJob {
   /** The photos' posteriors (no augmentation) or pixels (augmentation). */
   readonly #instancePosterior: Tensor | null;
   readonly #instancePixels: Tensor | null;
   readonly #imageCount: number;
 
-  constructor(readonly spec: IdentitySpec, config: TrainingConfig, initialFactors: Map<string, Tensor>, pixels: Tensor, shared: SharedData) {
-    this.seed = identitySeed(config.seed, spec);
-    this.generator = new Generator("cpu", this.seed);
-    this.factors = new Map([...initialFactors].map(([name, value]) => [name, keep(noGrad(() => tidy(() => value.detach().clone()))).requiresGrad_(true)]));
-    this.optimizer = new AdamW([...this.factors.values()], {
-      lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], weightDecay: config.adamWeightDecay, eps: config.adamEpsilon,
+  private constructor(
+    readonly spec: IdentitySpec,
+    /** The trainable factors by name (leaves that require grad), in the adapters' order. */
+    readonly factors: Map<string, Tensor>,
+    readonly optimizer: AdamW,
+    config: TrainingConfig,
+    pixels: Tensor,
+    shared: SharedData,
+  ) {
+    super({
+      name: spec.id, dir: path.join(config.outputDir, "checkpoints", spec.id), steps: config.maxTrainSteps, seed: identitySeed(config.seed, spec),
+      settings: runFingerprint(config),
+      tensors: () => new Map([...factors].map(([name, value]) => [`factors.${name}`, value])),
+      load: (tensors) => {
+        for (const [name, leaf] of factors) {
+          const saved = tensors.get(`factors.${name}`);
+          if (!saved) throw new Error(`the checkpoint of ${spec.id} has no factor '${name}'`);
+          leaf.copy_(saved);
+        }
+      },
+      parameters: [...factors.values()], optimizer,
+      scheduler: getScheduler(config.lrScheduler, optimizer, { warmupSteps: config.lrWarmupSteps, totalSteps: config.maxTrainSteps }),
+      maxGradNorm: config.maxGradNorm,
     });
-    this.schedule = getScheduler(config.lrScheduler, this.optimizer, { warmupSteps: config.lrWarmupSteps, totalSteps: config.maxTrainSteps });
     this.#imageCount = pixels.size(0);
     if (shared.augmentation) {
       this.#instancePixels = keep(pixels.clone());
@@ -82,6 +79,19 @@ export class IdentityRun {
       this.#instancePosterior = keep(encodePosterior(shared.vae, pixels));
       this.#instancePixels = null;
     }
+  }
+
+  /** A new identity run with its own copy of the initial factors (which the caller keeps). */
+  static create(spec: IdentitySpec, config: TrainingConfig, initialFactors: Map<string, Tensor>, pixels: Tensor, shared: SharedData): IdentityRun {
+    const factors = new Map([...initialFactors].map(([name, value]) => [name, keep(noGrad(() => tidy(() => value.detach().clone()))).requiresGrad_(true)]));
+    const optimizer = new AdamW([...factors.values()], {
+      lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], weightDecay: config.adamWeightDecay, eps: config.adamEpsilon,
+    });
+    return new IdentityRun(spec, factors, optimizer, config, pixels, shared);
+  }
+
+  get seed(): number {
+    return this.options.seed;
   }
 
   /**
@@ -114,69 +124,6 @@ export class IdentityRun {
       const promptRows = [...new Array<number>(b).fill(0), ...(classIndex ? new Array<number>(b).fill(1) : [])];
       return { latents, noise, timesteps, promptRows };
     }));
-  }
-
-  /**
-   * Clips this identity's gradient norm, steps its optimiser and schedule, and records the step's loss. With
-   * an fp16 loss scaler the gradients are unscaled first and the step is skipped on inf/NaN (the scaler is
-   * shared by the batch, so fp16 training is not batch-independent; bf16 needs no scaler and is).
-   */
-  update(maxGradNorm: number, scaler: GradScaler | null = null): void {
-    scaler?.unscale_(this.optimizer);
-    if (maxGradNorm > 0) clipGradNorm_(this.factors.values(), maxGradNorm).dispose();
-    if (scaler) scaler.step(this.optimizer);
-    else this.optimizer.step();
-    this.schedule.step();
-    this.optimizer.zeroGrad();
-    this.step += 1;
-    this.losses.push(this.pending.reduce((a, b) => a + b, 0) / Math.max(this.pending.length, 1));
-    this.pending.length = 0;
-  }
-
-  /** The mean loss of the last `window` steps (the "final loss" of the manifest: one step's loss is noisy). */
-  recentLoss(window = 10): number {
-    const tail = this.losses.slice(-window);
-    return tail.reduce((a, b) => a + b, 0) / Math.max(tail.length, 1);
-  }
-
-  saveCheckpoint(file: string): void {
-    tidy(() => {
-      const { tensors, meta } = this.optimizer.stateDict();
-      const all = new Map<string, Tensor>();
-      for (const [name, value] of this.factors) all.set(`factors.${name}`, value);
-      for (const [name, value] of tensors) all.set(`optimizer.${name}`, value);
-      all.set("generator", this.generator.getState());
-      saveSafetensors(file, all, {
-        format: CHECKPOINT_FORMAT, id: this.spec.id, seed: String(this.seed), step: String(this.step),
-        losses: JSON.stringify(this.losses), optimizer: JSON.stringify(meta), schedule: JSON.stringify(this.schedule.stateDict()),
-      });
-    });
-  }
-
-  /** Restores a checkpoint written by `saveCheckpoint` for this identity (same seed, same factor names). */
-  restoreCheckpoint(file: string): void {
-    const { tensors, metadata } = loadSafetensors(file);
-    try {
-      if (metadata["format"] !== CHECKPOINT_FORMAT) throw new Error(`${file} is not an identity training checkpoint (format ${String(metadata["format"])})`);
-      if (metadata["id"] !== this.spec.id || metadata["seed"] !== String(this.seed)) {
-        throw new Error(`${file} belongs to identity '${metadata["id"]}' with seed ${metadata["seed"]}, not '${this.spec.id}' with seed ${this.seed}`);
-      }
-      noGrad(() => {
-        for (const [name, leaf] of this.factors) {
-          const saved = tensors.get(`factors.${name}`);
-          if (!saved) throw new Error(`${file} has no factor '${name}'`);
-          leaf.copy_(saved);
-        }
-      });
-      const optimizerTensors = new Map([...tensors].filter(([key]) => key.startsWith("optimizer.")).map(([key, value]) => [key.slice("optimizer.".length), value]));
-      this.optimizer.loadStateDict({ tensors: optimizerTensors, meta: JSON.parse(metadata["optimizer"]!) as OptimizerStateDict["meta"] });
-      this.schedule.loadStateDict(JSON.parse(metadata["schedule"]!) as LRSchedulerState);
-      this.generator.setState(tensors.get("generator")!);
-      this.step = Number(metadata["step"]);
-      this.losses.splice(0, this.losses.length, ...(JSON.parse(metadata["losses"]!) as number[]));
-    } finally {
-      for (const tensor of tensors.values()) tensor.dispose();
-    }
   }
 
   /** Frees the factors, optimiser state and cached images. */

@@ -7,10 +7,7 @@ export {
   type AdapterKind, type IdentitySpec, type MixedPrecision, type TrainingConfig, type TrainingConfigInput,
 } from "./config.js";
 export { augment, encodePosterior, identitiesFrom, identityFromPath, loadPixels, prepareClassImages, type AugmentOptions } from "./data.js";
-export { dreamboothLosses, trainingTarget, type IdentityLosses, type ObjectiveOptions } from "./objective.js";
-/** Min-SNR-γ weights live with the noise schedule (src/models/schedulers); re-exported for the training API. */
-export { minSnrWeights } from "../models/schedulers/index.js";
 export { IdentityRun, type IdentitySamples, type SharedData } from "./identity.js";
 export { attachAdapters, type TrainingAdapters, type TrainingSummary } from "./adapters.js";
 export { MANIFEST_FILE, MANIFEST_FORMAT, readManifest, writeManifest, type ManifestEntry, type RunManifest } from "./manifest.js";
-export { DreamBoothTrainer, trainDreamBooth, type StepReport, type TrainingHooks, type TrainingResult } from "./trainer.js";
+export { DREAMBOOTH_STREAM, DreamBoothTrainer, trainDreamBooth, type TrainingHooks, type TrainingResult } from "./trainer.js";

@@ -9,7 +9,12 @@ import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { writeFileAtomic } from "../util/atomic.js";
 
-export const MANIFEST_FORMAT = "hdb-dreambooth-run/1";
+/**
+ * Version 2: identities in flight checkpoint in the training loop's layout and draw from per-step seeds. A
+ * version-1 manifest is read (its finished identities are kept); what it had in flight is refused by name.
+ */
+export const MANIFEST_FORMAT = "hdb-dreambooth-run/2";
+const EARLIER_FORMATS = new Set(["hdb-dreambooth-run/1"]);
 export const MANIFEST_FILE = "manifest.json";
 
 export interface ManifestEntry {
@@ -22,7 +27,7 @@ export interface ManifestEntry {
   finalLoss: number;
   steps: number;
   seed: number;
-  /** Wall-clock seconds from the identity's start (or resume) to its file. */
+  /** Seconds of the training steps the identity took part in, over every run (resumes included). */
   seconds: number;
 }
 
@@ -38,6 +43,7 @@ export function readManifest(dir: string): RunManifest | null {
   const file = path.join(dir, MANIFEST_FILE);
   if (!existsSync(file)) return null;
   const parsed = JSON.parse(readFileSync(file, "utf8")) as RunManifest;
+  if (EARLIER_FORMATS.has(parsed.format)) parsed.format = MANIFEST_FORMAT;
   if (parsed.format !== MANIFEST_FORMAT) throw new Error(`${file} is not a training manifest (format ${String(parsed.format)})`);
   return parsed;
 }
@@ -46,10 +52,4 @@ export function readManifest(dir: string): RunManifest | null {
 export function writeManifest(dir: string, manifest: RunManifest): void {
   mkdirSync(dir, { recursive: true });
   writeFileAtomic(path.join(dir, MANIFEST_FILE), JSON.stringify(manifest, null, 2) + "\n");
-}
-
-/** Names of settings whose values differ between two fingerprints (for a clear resume error). */
-export function differingSettings(saved: Record<string, unknown>, current: Record<string, unknown>): string[] {
-  const keys = new Set([...Object.keys(saved), ...Object.keys(current)]);
-  return [...keys].filter((key) => JSON.stringify(saved[key]) !== JSON.stringify(current[key])).sort();
 }

@@ -1,33 +1,35 @@
 /**
  * DreamBooth training of LiDB (or LoRA) adapters for one identity or many at once (HyperDreamBooth §4.1-4.2:
- * the per-identity LiDB weights the hypernetwork learns to predict).
+ * the per-identity LiDB weights the hypernetwork learns to predict), on the one training loop
+ * (src/training/loop.ts).
  *
- * The loop (`trainDreamBooth`) keeps up to `identitiesPerBatch` identities in flight. Every step, each one
- * draws its own samples (its photos, plus class images with prior preservation) from its own generator; the
- * samples are concatenated into one batch, each carrying its identity's factors; one UNet (and text encoder)
- * forward and backward computes every identity's loss and gradient at once (the loss is the sum of the
- * per-identity mean losses, so no identity's gradient depends on the others); then each identity clips and
- * steps its own AdamW. An identity that reaches `maxTrainSteps` writes its adapter file and its manifest
- * entry, and the next identity takes its place. Fixed seed ⇒ the same bits on the CPU, run after run.
+ * Each identity is a job of the loop (identity.ts), up to `identitiesPerBatch` in flight. Every step, each
+ * one draws its own samples (its photos, plus class images with prior preservation) from its own per-step
+ * generator; the samples are concatenated into one batch, each carrying its identity's factors; one UNet (and
+ * text encoder) forward and backward computes every identity's loss and gradient at once (the loss is the sum
+ * of the per-identity mean losses, so no identity's gradient depends on the others); then the loop clips and
+ * steps each identity's own AdamW. An identity that reaches `maxTrainSteps` writes its adapter file and its
+ * manifest entry, and the next identity takes its place. Fixed seed ⇒ the same bits on the CPU, run after run.
  *
  * Output folder: manifest.json (run settings and finished identities, atomic), <id>.<adapter file> per
- * identity, checkpoints/<id>.safetensors for identities in flight (every `checkpointingSteps`), and
- * validation/<id>/step-<n>-<k>.png every `validationSteps`.
+ * identity, train-log.jsonl (every identity's every step), checkpoints/<id>/checkpoint-<n>/ for identities
+ * in flight (every `checkpointingSteps`), and validation/<id>/step-<n>-<k>.png every `validationSteps`.
  */
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { autocast, cat, Generator, keep, noGrad, tensor, tidy, type Tensor } from "../engine/index.js";
 import { GradScaler } from "../engine/optim/index.js";
 import type { DDPMScheduler } from "../models/schedulers/index.js";
 import { savePng } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { differingSettings, diffusionLoss, diffusionTarget, EARLIER_LAYOUT_COMMIT, stepJobs, train } from "../training/index.js";
+import { streamId } from "../util/hash.js";
 import type { ProgressReporter } from "../util/progress.js";
 import { attachAdapters, type TrainingAdapters } from "./adapters.js";
 import { promptWithIdentifier, resolveConfig, runFingerprint, upgradeFingerprint, type IdentitySpec, type TrainingConfig, type TrainingConfigInput } from "./config.js";
 import { encodePosterior, loadPixels, prepareClassImages } from "./data.js";
 import { IdentityRun, type IdentitySamples, type SharedData } from "./identity.js";
-import { differingSettings, MANIFEST_FORMAT, readManifest, writeManifest, type ManifestEntry, type RunManifest } from "./manifest.js";
-import { dreamboothLosses, trainingTarget } from "./objective.js";
+import { MANIFEST_FORMAT, readManifest, writeManifest, type ManifestEntry, type RunManifest } from "./manifest.js";
 
 export interface TrainingHooks {
   /**
@@ -35,19 +37,10 @@ export interface TrainingHooks {
    * before this run) and the loss, as the run starts and after every batch step; the CLI draws a bar from it.
    */
   progress?: ProgressReporter;
-  /** Called after every batch step with each in-flight identity's step and loss. */
-  onStep?: (report: StepReport) => void;
   onIdentityDone?: (entry: ManifestEntry) => void;
   /** Stop after this many batch steps, leaving the output folder as a kill at that point would (tests). */
   stopAfterSteps?: number;
   log?: (line: string) => void;
-}
-
-export interface StepReport {
-  /** Batch steps taken by this call. */
-  batchStep: number;
-  identities: { id: string; step: number; loss: number }[];
-  seconds: number;
 }
 
 export interface TrainingResult {
@@ -57,48 +50,33 @@ export interface TrainingResult {
   stopped: boolean;
 }
 
+/** The per-step random stream of every DreamBooth identity (src/training/job.ts). */
+export const DREAMBOOTH_STREAM = "dreambooth";
+
 /** Trains every identity of the config that the output folder does not already hold. */
 export async function trainDreamBooth(input: TrainingConfigInput, hooks: TrainingHooks = {}): Promise<TrainingResult> {
   const config = resolveConfig(input);
   const trainer = await DreamBoothTrainer.open(config, hooks);
   try {
     const pending = config.identities.filter((identity) => !trainer.manifest.identities.some((done) => done.id === identity.id));
-    const label = `train-${config.adapter}`;
-    const total = pending.length * config.maxTrainSteps;
-    let done = 0;
-    let resumed = 0;
-    hooks.progress?.({ label, done, total, start: resumed });
-    const slots: IdentityRun[] = [];
-    let batchStep = 0;
-    while (pending.length > 0 || slots.length > 0) {
-      if (hooks.stopAfterSteps !== undefined && batchStep >= hooks.stopAfterSteps) return { config, manifest: trainer.manifest, stopped: true };
-      while (slots.length < config.identitiesPerBatch && pending.length > 0) {
-        const run = await trainer.startIdentity(pending.shift()!);
-        done += run.step;
-        resumed += run.step;
-        hooks.progress?.({ label, done, total, start: resumed });
-        slots.push(run);
-      }
-      const started = performance.now();
-      trainer.trainStep(slots);
-      batchStep += 1;
-      const report = slots.map((run) => ({ id: run.spec.id, step: run.step, loss: run.losses.at(-1)! }));
-      for (const run of [...slots]) {
-        const finished = run.step >= config.maxTrainSteps;
-        if (config.validationSteps > 0 && (run.step % config.validationSteps === 0 || finished)) await trainer.validate(run);
-        if (finished) {
-          const entry = trainer.finish(run);
-          hooks.onIdentityDone?.(entry);
-          slots.splice(slots.indexOf(run), 1);
-        } else if (config.checkpointingSteps > 0 && run.step % config.checkpointingSteps === 0) {
-          trainer.checkpoint(run);
-        }
-      }
-      hooks.onStep?.({ batchStep, identities: report, seconds: (performance.now() - started) / 1000 });
-      done += report.length;
-      hooks.progress?.({ label, done, total, start: resumed, ...(report.length === 1 ? { loss: report[0]!.loss } : { note: `${report.length} identities` }) });
+    async function* identities(): AsyncGenerator<IdentityRun> {
+      for (const spec of pending) yield await trainer.startIdentity(spec);
     }
-    return { config, manifest: trainer.manifest, stopped: false };
+    const { stopped } = await train({
+      label: `train-${config.adapter}`, stream: DREAMBOOTH_STREAM, jobs: identities(), totalSteps: pending.length * config.maxTrainSteps,
+      jobsPerStep: config.identitiesPerBatch, checkpointEvery: config.checkpointingSteps, resume: config.resumeFromCheckpoint,
+      logFile: path.join(config.outputDir, "train-log.jsonl"), scaler: trainer.scaler,
+      step: (runs) => trainer.stepLosses(runs),
+      afterStep: async (run) => {
+        if (config.validationSteps > 0 && (run.step % config.validationSteps === 0 || run.done)) await trainer.validate(run);
+      },
+      finish: (run) => {
+        const entry = trainer.finish(run);
+        hooks.onIdentityDone?.(entry);
+      },
+      hooks: { ...(hooks.progress ? { progress: hooks.progress } : {}), ...(hooks.log ? { log: hooks.log } : {}), ...(hooks.stopAfterSteps === undefined ? {} : { stopAfterSteps: hooks.stopAfterSteps }) },
+    });
+    return { config, manifest: trainer.manifest, stopped };
   } finally {
     trainer.dispose();
   }
@@ -107,7 +85,8 @@ export async function trainDreamBooth(input: TrainingConfigInput, hooks: Trainin
 /** The pieces of a training run and its steps; `trainDreamBooth` is the loop that drives it. */
 export class DreamBoothTrainer {
   readonly #active = new Set<IdentityRun>();
-  readonly #scaler: GradScaler | null;
+  /** fp16 loss scaling, shared by the identities of a batch (null unless mixedPrecision is fp16). */
+  readonly scaler: GradScaler | null;
 
   private constructor(
     readonly config: TrainingConfig,
@@ -124,7 +103,7 @@ export class DreamBoothTrainer {
     readonly manifest: RunManifest,
     readonly hooks: TrainingHooks,
   ) {
-    this.#scaler = config.mixedPrecision === "fp16" ? new GradScaler() : null;
+    this.scaler = config.mixedPrecision === "fp16" ? new GradScaler() : null;
   }
 
   /** Loads the pipeline, injects the adapters, prepares class images and the manifest (resuming if asked). */
@@ -175,41 +154,42 @@ export class DreamBoothTrainer {
     }
   }
 
-  /** A new identity run from the initial factors, or from its checkpoint when resuming. */
+  /** A new identity run from the initial factors (the loop resumes it from its checkpoint, if any). */
   async startIdentity(spec: IdentitySpec): Promise<IdentityRun> {
+    const earlier = path.join(this.config.outputDir, "checkpoints", `${spec.id}.safetensors`);
+    if (existsSync(earlier)) {
+      throw new Error(`${earlier} is a checkpoint in the layout of an earlier version, whose steps drew other random numbers: ` +
+        `delete it to train ${spec.id} from the start, or finish the run with hdb at commit ${EARLIER_LAYOUT_COMMIT}`);
+    }
     const pixels = await loadPixels(spec.images, this.resolution);
     const initial = this.adapters.initialFactors();
-    let run: IdentityRun;
     try {
-      run = new IdentityRun(spec, this.config, initial, pixels, this.shared);
+      const run = IdentityRun.create(spec, this.config, initial, pixels, this.shared);
+      this.#active.add(run);
+      return run;
     } finally {
       pixels.dispose();
       for (const t of initial.values()) t.dispose();
     }
-    const checkpoint = this.#checkpointFile(spec.id);
-    if (this.config.resumeFromCheckpoint && existsSync(checkpoint)) {
-      try {
-        run.restoreCheckpoint(checkpoint);
-      } catch (error) {
-        run.dispose();
-        throw error;
-      }
-      this.hooks.log?.(`${spec.id}: resumed from step ${run.step}`);
-    }
-    this.#active.add(run);
-    return run;
   }
 
-  /** One optimiser step for every identity in `runs` (gradient accumulation included). */
-  trainStep(runs: readonly IdentityRun[]): void {
+  /**
+   * Forward and backward of one optimiser step for every identity in `runs` (gradient accumulation included),
+   * each drawing from its generator: the loop's step. Returns each identity's loss (the mean of its micro-steps).
+   */
+  stepLosses(runs: readonly IdentityRun[]): number[] {
     const accumulation = this.config.gradientAccumulationSteps;
+    const sums = runs.map(() => 0);
     for (let micro = 0; micro < accumulation; micro++) {
       const samples = runs.map((run) => run.draw(this.shared, this.config.withPriorPreservation));
-      const losses = this.batchLosses(runs.map((run) => run.factors), samples, true);
-      runs.forEach((run, i) => run.pending.push(losses[i]!));
+      this.batchLosses(runs.map((run) => run.factors), samples, true).forEach((loss, i) => (sums[i]! += loss));
     }
-    for (const run of runs) run.update(this.config.maxGradNorm, this.#scaler);
-    this.#scaler?.update();
+    return sums.map((sum) => sum / accumulation);
+  }
+
+  /** One whole optimiser step for `runs` outside the loop (tests, callers with their own schedule). */
+  trainStep(runs: readonly IdentityRun[]): number[] {
+    return stepJobs(runs, streamId(DREAMBOOTH_STREAM), (jobs) => this.stepLosses(jobs), this.scaler);
   }
 
   /**
@@ -245,18 +225,19 @@ export class DreamBoothTrainer {
       const sampleIdentity = int64(samples.flatMap((s, i) => s.promptRows.map(() => i)), config.device);
       const promptRows = int64(samples.flatMap((s) => s.promptRows), config.device);
       const noisy = this.noiseScheduler.addNoise(latents, noise, timesteps);
-      const target = trainingTarget(this.noiseScheduler, latents, noise, timesteps);
+      const target = diffusionTarget(this.noiseScheduler, latents, noise, timesteps);
       const forwardBackward = (): Tensor => {
         this.adapters.bind(factors, sampleIdentity);
         const text = this.frozenText ? this.frozenText.indexSelect(0, promptRows) : this.pipeline.textEncoder.encode(this.promptIds.indexSelect(0, promptRows));
         const prediction = this.pipeline.unet.forward(noisy, timesteps, text);
-        const perIdentity = dreamboothLosses(prediction, target, timesteps, {
-          scheduler: this.noiseScheduler, identities: factors.length, instancesPerIdentity: config.trainBatchSize,
-          withPriorPreservation: config.withPriorPreservation, priorLossWeight: config.priorLossWeight, snrGamma: config.snrGamma,
+        const perIdentity = diffusionLoss(prediction, target, timesteps, {
+          scheduler: this.noiseScheduler, groups: factors.length,
+          weighting: config.snrGamma === null ? { kind: "none" } : { kind: "min-snr", gamma: config.snrGamma },
+          prior: config.withPriorPreservation ? { weight: config.priorLossWeight } : null,
         });
         if (train) {
           const loss = perIdentity.total.sum().div(config.gradientAccumulationSteps);
-          this.pipeline.unet.backward(this.#scaler ? this.#scaler.scale(loss) : loss);
+          this.pipeline.unet.backward(this.scaler ? this.scaler.scale(loss) : loss);
           this.adapters.collectGradients(factors);
         }
         return perIdentity.total.detach();
@@ -291,12 +272,6 @@ export class DreamBoothTrainer {
     }
   }
 
-  /** Saves an in-flight identity's training state (atomically). */
-  checkpoint(run: IdentityRun): void {
-    mkdirSync(path.join(this.config.outputDir, "checkpoints"), { recursive: true });
-    run.saveCheckpoint(this.#checkpointFile(run.spec.id));
-  }
-
   /** Writes a finished identity's adapter file and manifest entry, removes its checkpoint, frees it. */
   finish(run: IdentityRun): ManifestEntry {
     const { config } = this;
@@ -310,19 +285,13 @@ export class DreamBoothTrainer {
       },
     });
     const entry: ManifestEntry = {
-      id: run.spec.id, images: run.spec.images, file, finalLoss: run.recentLoss(), steps: run.step, seed: run.seed,
-      seconds: (Date.now() - run.startedAt) / 1000,
+      id: run.spec.id, images: run.spec.images, file, finalLoss: run.recentLoss(), steps: run.step, seed: run.seed, seconds: run.seconds,
     };
     this.manifest.identities.push(entry);
     writeManifest(config.outputDir, this.manifest);
-    rmSync(this.#checkpointFile(run.spec.id), { force: true });
     this.#active.delete(run);
     run.dispose();
     return entry;
-  }
-
-  #checkpointFile(id: string): string {
-    return path.join(this.config.outputDir, "checkpoints", `${id}.safetensors`);
   }
 
   dispose(): void {

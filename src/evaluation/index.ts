@@ -28,7 +28,6 @@ export {
   FIDELITY_TRAINING_DEFAULTS, fidelityExamples, resolveFidelitySettings, trainFidelityNetwork,
   type FidelityExample, type FidelityTrainingOptions, type FidelityTrainingSettings,
 } from "./training/fidelity.js";
-export { runTrainingLoop, type StepReport, type TrainingHooks } from "./training/loop.js";
 export {
   checkCommonSettings, trainMetricNetwork,
   type CommonTrainingSettings, type MetricTrainingResult, type MetricTrainingSpec, type TrainingLocations,

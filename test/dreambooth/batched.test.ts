@@ -3,18 +3,22 @@
 //  - a run killed mid-way and resumed gives the files of an uninterrupted run, and loses only what was in
 //    flight (finished identities are skipped, in-flight ones continue from their checkpoint).
 import assert from "node:assert/strict";
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { loadSafetensors, type Tensor } from "../../src/engine/index.js";
-import { resolveConfig } from "../../src/dreambooth/config.js";
-import type { IdentityRun } from "../../src/dreambooth/identity.js";
 import { readManifest, type ManifestEntry } from "../../src/dreambooth/manifest.js";
-import { DreamBoothTrainer, trainDreamBooth } from "../../src/dreambooth/trainer.js";
+import { trainDreamBooth } from "../../src/dreambooth/trainer.js";
+import { readTrainingLog } from "../../src/training/index.js";
 import { temporaryDir, tinyConfig, writeIdentities } from "./helpers.js";
 
-/** The batched-vs-alone bound on factor differences (the runs differ only in batched kernels' rounding). */
-const TOLERANCE = 1e-6;
+/**
+ * The batched-vs-alone bound on factor differences. The runs differ only in batched kernels' rounding, but
+ * Adam turns a rounding-level gradient difference on an element whose gradient is near zero into a visible
+ * step (each step moves an element by up to the learning rate, 1e-3 here): 1e-4 is a tenth of one step, while
+ * a wrong draw or a wrong sample-to-identity mapping moves factors by several steps (6 × 1e-3).
+ */
+const TOLERANCE = 1e-4;
 
 function maxDifference(a: Tensor, b: Tensor): number {
   using difference = a.sub(b);
@@ -26,35 +30,33 @@ function maxDifference(a: Tensor, b: Tensor): number {
 test("three identities trained in one batch each end where training alone ends (same seeds)", async (t) => {
   const root = temporaryDir("train-batched");
   const identities = await writeIdentities(root, 3, 2);
-  const steps = 6;
   // Prior preservation: each identity's block of the batch holds a photo and a class image, with its own
   // timesteps, noise and (per-sample) factors.
   const classDir = path.join(root, "class");
   await writeIdentities(classDir, 2);
-  const config = resolveConfig(tinyConfig(path.join(root, "out"), identities, {
-    identitiesPerBatch: 3, learningRate: 1e-3, withPriorPreservation: true, classDataDir: path.join(classDir, "id0"),
-    numClassImages: 1, snrGamma: 5,
-  }));
-  const trainer = await DreamBoothTrainer.open(config);
-  const runs: IdentityRun[] = [];
-  try {
-    for (const identity of identities) runs.push(await trainer.startIdentity(identity));
-    for (let step = 0; step < steps; step++) trainer.trainStep(runs);
-    let worst = 0;
-    for (const [i, identity] of identities.entries()) {
-      const alone = await trainer.startIdentity(identity);
-      runs.push(alone);
-      for (let step = 0; step < steps; step++) trainer.trainStep([alone]);
-      for (const name of ["a_train", "b_train"]) worst = Math.max(worst, maxDifference(alone.factors.get(name)!, runs[i]!.factors.get(name)!));
-      alone.losses.forEach((loss, step) => assert.ok(Math.abs(loss - runs[i]!.losses[step]!) <= 1e-5 * loss, `${identity.id} step ${step}: loss ${loss} alone vs ${runs[i]!.losses[step]} batched`));
-      // Another identity's factors really differ: the comparison is not trivially satisfied.
-      if (i > 0) assert.ok(maxDifference(alone.factors.get("a_train")!, runs[0]!.factors.get("a_train")!) > 1e-4);
-    }
-    t.diagnostic(`largest factor difference batched vs alone after ${steps} steps: ${worst.toExponential(2)} (bound ${TOLERANCE})`);
-    assert.ok(worst <= TOLERANCE, `batched and solo factors differ by ${worst}`);
-  } finally {
-    trainer.dispose();
+  const run = async (name: string, identitiesPerBatch: number): Promise<string> => {
+    const out = path.join(root, name);
+    await trainDreamBooth(tinyConfig(out, identities, {
+      identitiesPerBatch, maxTrainSteps: 6, learningRate: 1e-3, withPriorPreservation: true, classDataDir: path.join(classDir, "id0"), numClassImages: 1, snrGamma: 5,
+    }));
+    return out;
+  };
+  const batched = await run("batched", 3);
+  const alone = await run("alone", 1);
+  const factors = (out: string, id: string): Map<string, Tensor> => loadSafetensors(path.join(out, `${id}.lidb.safetensors`)).tensors;
+  const losses = (out: string, id: string): number[] => readTrainingLog(path.join(out, "train-log.jsonl")).steps.filter((line) => line.job === id).map((line) => line.loss);
+  let worst = 0;
+  for (const [i, { id }] of identities.entries()) {
+    const [a, b] = [factors(alone, id), factors(batched, id)];
+    for (const name of ["lidb.a_train", "lidb.b_train"]) worst = Math.max(worst, maxDifference(a.get(name)!, b.get(name)!));
+    const [soloLosses, batchedLosses] = [losses(alone, id), losses(batched, id)];
+    assert.equal(soloLosses.length, 6);
+    soloLosses.forEach((loss, step) => assert.ok(Math.abs(loss - batchedLosses[step]!) <= 1e-5 * loss, `${id} step ${step}: loss ${loss} alone vs ${batchedLosses[step]} batched`));
+    // Another identity's factors really differ: the comparison is not trivially satisfied.
+    if (i > 0) assert.ok(maxDifference(a.get("lidb.a_train")!, factors(alone, identities[0]!.id).get("lidb.a_train")!) > 1e-4);
   }
+  t.diagnostic(`largest factor difference batched vs alone after 6 steps: ${worst.toExponential(2)} (bound ${TOLERANCE})`);
+  assert.ok(worst <= TOLERANCE, `batched and solo factors differ by ${worst}`);
 });
 
 test("a killed multi-identity run resumes to the files of an uninterrupted run", async (t) => {
@@ -69,15 +71,16 @@ test("a killed multi-identity run resumes to the files of an uninterrupted run",
   const killed = await trainDreamBooth(tinyConfig(resumed, identities, options), { stopAfterSteps: 8 });
   assert.equal(killed.stopped, true);
   assert.deepEqual(killed.manifest.identities.map((e) => e.id), ["id0", "id1"]);
-  assert.ok(existsSync(path.join(resumed, "checkpoints", "id2.safetensors")), "the in-flight identity has a checkpoint");
+  assert.ok(existsSync(path.join(resumed, "checkpoints", "id2", "checkpoint-2")), "the in-flight identity has a checkpoint");
   await assert.rejects(trainDreamBooth(tinyConfig(resumed, identities, options)), /already holds a training run/);
   await assert.rejects(trainDreamBooth(tinyConfig(resumed, identities, { ...options, learningRate: 2e-2, resumeFromCheckpoint: true })), /settings differ.*learningRate/);
 
-  const steps: string[] = [];
   const log: string[] = [];
-  const result = await trainDreamBooth(tinyConfig(resumed, identities, { ...options, resumeFromCheckpoint: true }), {
-    onStep: (report) => steps.push(...report.identities.map((r) => `${r.id}@${r.step}`)), log: (line) => log.push(line),
-  });
+  const logFile = path.join(resumed, "train-log.jsonl");
+  const before = readFileSync(logFile, "utf8").split("\n").filter((line) => line !== "").length;
+  const result = await trainDreamBooth(tinyConfig(resumed, identities, { ...options, resumeFromCheckpoint: true }), { log: (line) => log.push(line) });
+  const steps = readFileSync(logFile, "utf8").split("\n").filter((line) => line !== "").slice(before).map((line) => JSON.parse(line) as { job: string; step: number; event?: string })
+    .filter((line) => line.event === undefined).map((line) => `${line.job}@${line.step}`);
   t.diagnostic(`resumed steps: ${steps.join(" ")}; ${log.join("; ")}`);
   assert.deepEqual(steps, ["id2@3", "id2@4", "id2@5", "id2@6"], "only the in-flight identity trains, from its checkpoint");
   assert.deepEqual(result.manifest.identities.map((e) => e.id), ["id0", "id1", "id2"]);

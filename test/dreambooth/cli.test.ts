@@ -70,10 +70,10 @@ test("a run killed with SIGKILL resumes from its checkpoint to the file of an un
 
   const out = path.join(root, "killed");
   const child = spawn(process.execPath, [hdb, ...args(out)], { stdio: "ignore" });
-  const checkpoint = path.join(out, "checkpoints", "me.safetensors");
+  const checkpoints = path.join(out, "checkpoints", "me");
   await new Promise<void>((resolve, reject) => {
     const timer = setInterval(() => {
-      if (existsSync(checkpoint)) {
+      if (existsSync(checkpoints) && readdirSync(checkpoints).some((name) => /^checkpoint-\d+$/.test(name))) {
         clearInterval(timer);
         child.kill("SIGKILL");
         resolve();
@@ -91,7 +91,7 @@ test("a run killed with SIGKILL resumes from its checkpoint to the file of an un
   assert.match(String(again.stderr), /already holds a training run: resume it \(--resume-from-checkpoint\)/);
   const resumed = run(...args(out), "--resume-from-checkpoint", "latest");
   assert.equal(resumed.status, 0, String(resumed.stderr));
-  assert.match(String(resumed.stderr), /me: resumed from step (5|10|15|20|25|30|35)/);
+  assert.match(String(resumed.stderr), /me: resuming from .*checkpoint-(5|10|15|20|25|30|35) \(step \d+ of 40\)/);
   const factors = (dir: string): Uint8Array[] => {
     const { tensors } = loadSafetensors(path.join(dir, "me.lidb.safetensors"));
     const bytes = ["lidb.a_train", "lidb.b_train"].map((key) => tensors.get(key)!.bytes());
@@ -123,13 +123,13 @@ test("--seed seeds the training only: the aux bases come from --basis-seed, 0 un
   // Resuming with another basis seed is refused, naming it.
   const resumed = run(...args("basis-1", "--seed", "1", "--resume-from-checkpoint", "latest"));
   assert.notEqual(resumed.status, 0);
-  assert.match(String(resumed.stderr), /cannot resume .*basis-1: settings differ from the saved run: basisSeed$/m);
+  assert.match(String(resumed.stderr), /cannot resume .*basis-1: settings differ from the saved run: basisSeed \(saved 1, now 0\)$/m);
   // A run saved before the basis seed was its own setting built its bases from --seed: that is its basis seed.
   const manifestFile = path.join(root, "seed-2", "manifest.json");
   const manifest = JSON.parse(readFileSync(manifestFile, "utf8")) as RunManifest;
   delete (manifest.settings as Record<string, unknown>)["basisSeed"];
   writeFileSync(manifestFile, JSON.stringify(manifest));
-  assert.match(String(run(...args("seed-2", "--seed", "2", "--resume-from-checkpoint", "latest")).stderr), /settings differ from the saved run: basisSeed$/m);
+  assert.match(String(run(...args("seed-2", "--seed", "2", "--resume-from-checkpoint", "latest")).stderr), /settings differ from the saved run: basisSeed \(saved 2, now 0\)$/m);
   const old = run(...args("seed-2", "--seed", "2", "--basis-seed", "2", "--resume-from-checkpoint", "latest"));
   assert.equal(old.status, 0, String(old.stderr));
 });

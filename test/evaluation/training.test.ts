@@ -15,6 +15,7 @@ import { identityFromId, WORLD_SEED } from "../../src/miniworld/identity.js";
 import { nuisanceFor } from "../../src/miniworld/nuisance.js";
 import { splitIds, splitOf } from "../../src/miniworld/splits.js";
 import { styleByName } from "../../src/miniworld/styles.js";
+import { readTrainingLog } from "../../src/training/index.js";
 
 setNumThreads(1);
 const root = mkdtempSync(path.join(tmpdir(), "metric-training-"));
@@ -120,14 +121,18 @@ test("an identity run killed after a checkpoint resumes to the same final weight
   const first = await trainIdentityNetwork({ ...interrupted, stopAfterSteps: 5 });
   assert.equal(first.finished, false);
   assert.equal(first.step, 5);
-  assert.deepEqual(readdirSync(path.join(interrupted.workDir, "checkpoints")), ["step-0000003"]);
+  assert.deepEqual(readdirSync(path.join(interrupted.workDir, "checkpoints")), ["checkpoint-3"]);
   assert.ok(!existsSync(interrupted.outDir), "nothing is saved before the end");
   await assert.rejects(trainIdentityNetwork({ ...interrupted, learningRate: 1e-3 }), /settings differ from this run's in learningRate \(saved 0\.005, now 0\.001\)/);
 
   const lines: string[] = [];
   const resumed = await trainIdentityNetwork({ ...interrupted, log: (line) => lines.push(line) });
   assert.equal(resumed.finished, true);
-  assert.ok(lines.includes("identity-network: resumed from step 3"), lines.join("\n"));
+  assert.ok(lines.some((line) => /^identity-network: resuming from .*checkpoint-3 \(step 3 of 7\)$/.test(line)), lines.join("\n"));
+  // The JSONL log holds every step once, the steps after the checkpoint twice (re-run after the resume): the last counts.
+  const logged = readTrainingLog(path.join(interrupted.workDir, "identity-network.log.jsonl"));
+  assert.deepEqual(logged.steps.map((line) => line.step).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7]);
+  assert.deepEqual(logged.events.map((e) => `${e.event}@${e.step}`), ["started@0", "resumed@3", "finished@7"]);
   assert.ok(lines.some((line) => line.startsWith("loaded 36 training images")), "the rendered set comes from the work folder's cache");
   assert.deepEqual(resumed.losses, straight.losses);
   const expected = savedWeights(path.join(root, "straight"));

@@ -72,7 +72,7 @@ test("the VAE stage lowers its loss: later loss records are lower, and the train
   const result = await trainVae({ recipe, images, workDir: dir });
   const seconds = (performance.now() - started) / 1000;
   assert.ok(result.finished);
-  // runStageLoop records the mean loss of every 50 steps and of the remainder at the end.
+  // A stage records the mean loss of every 50 steps and of the remainder at the end.
   const losses = result.state.losses;
   assert.deepEqual(losses.map((r) => r.step), [50, 60]);
   assert.ok(losses.every((r) => Number.isFinite(r.loss) && r.loss > 0));
@@ -166,7 +166,9 @@ test("a work folder serves the same recipe, or one whose last (constant-rate) ph
 });
 
 test("phase 3's weights give the steps near pure noise the weight of the middle ones (in x₀ terms), capped at γ", async () => {
-  const { diffusionPhases, phaseLossWeights } = await import("../../src/miniworld/base-model/train-diffusion.js");
+  const { diffusionPhases } = await import("../../src/miniworld/base-model/train-diffusion.js");
+  const { snrWeights } = await import("../../src/training/index.js");
+  const phaseLossWeights = (phase: { weighting: Parameters<typeof snrWeights>[2] }, scheduler: Parameters<typeof snrWeights>[0], t: Parameters<typeof snrWeights>[1]) => snrWeights(scheduler, t, phase.weighting);
   const { MINIWORLD_NOISE_SCHEDULE } = await import("../../src/miniworld/base-model/config.js");
   const { computeSnr, schedulerFromConfig } = await import("../../src/models/schedulers/index.js");
   const { tensor } = await import("../../src/engine/index.js");
@@ -182,7 +184,7 @@ test("phase 3's weights give the steps near pure noise the weight of the middle 
   // In x₀ terms (ε-MSE = SNR · x₀-MSE): min-SNR gives min(SNR, γ), phase 3 min(max(SNR, 1), γ).
   const x0Weights = (phase: typeof phase2): number[] => [...(phaseLossWeights(phase, noise, timesteps)!.data() as Float32Array)].map((w, i) => w * snr[i]!);
   assert.equal(phase3.weighting.kind, "truncated-min-snr");
-  const gamma = phase3.weighting.kind === "truncated-min-snr" ? phase3.weighting.snrGamma : NaN;
+  const gamma = phase3.weighting.kind === "truncated-min-snr" ? phase3.weighting.gamma : NaN;
   const expected2 = [...snr].map((s) => Math.min(s, gamma));
   const expected3 = [...snr].map((s) => Math.min(Math.max(s, 1), gamma));
   x0Weights(phase2).forEach((w, i) => assert.ok(Math.abs(w - expected2[i]!) < 1e-5 * Math.max(1, expected2[i]!), `min-SNR at ${i}: ${w} vs ${expected2[i]}`));

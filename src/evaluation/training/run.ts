@@ -1,7 +1,8 @@
 /**
  * What training either metric network takes, around its own loss: render (or load) the training set, seed and
- * build the modules, AdamW with a warmup + cosine schedule, the resumable loop (loop.ts) on `threads` libtorch
- * threads, then the final network saved atomically to `outDir` and the checkpoints removed.
+ * build the modules, AdamW with a warmup + cosine schedule, the one resumable loop (src/training/loop.ts) on
+ * `threads` libtorch threads, then the final network saved atomically to `outDir` and the checkpoints removed.
+ * Checkpoints: `<workDir>/checkpoints/checkpoint-<step>/`; log: `<workDir>/<label>.log.jsonl`.
  */
 import path from "node:path";
 import { checkEncoderConfig, type ConvEncoderConfig } from "../backbone.js";
@@ -12,7 +13,7 @@ import type { RenderRequest } from "../../miniworld/render.js";
 import type { WeightsDType } from "../network-files.js";
 import { imageBatch } from "../../pipeline/images.js";
 import { renderImageSet } from "./data.js";
-import { removeCheckpoints, runTrainingLoop, type TrainingHooks } from "./loop.js";
+import { train, TrainingJob, type LoopHooks } from "../../training/index.js";
 
 /** The settings every metric network's training has. */
 export interface CommonTrainingSettings {
@@ -32,7 +33,7 @@ export interface CommonTrainingSettings {
 }
 
 /** Where a training run writes, and what its caller watches. */
-export interface TrainingLocations extends TrainingHooks {
+export interface TrainingLocations extends LoopHooks {
   /** Where the final network is saved (config.json + model.safetensors). */
   outDir: string;
   /** Checkpoints and the cached training images go here. */
@@ -47,7 +48,7 @@ export interface MetricTrainingResult {
   step: number;
   /** Loss of every step from step 1 (including steps before a resume). */
   losses: number[];
-  /** Seconds of training steps in this call, and of rendering (or loading) the training set. */
+  /** Seconds of training steps over every run (resumes included), and of rendering (or loading) the training set. */
   trainingSeconds: number;
   renderSeconds: number;
   /** The settings that decide the result (what a resume must match). */
@@ -115,10 +116,21 @@ export async function trainMetricNetwork<N extends SavableNetwork>(spec: MetricT
     const scheduler = cosineSchedule(optimizer, { warmupSteps: settings.warmupSteps, totalSteps: settings.steps });
     network.train();
     const count = spec.requests.length;
-    const result = runTrainingLoop({
-      label, workDir: locations.workDir, steps: settings.steps, checkpointEvery: settings.checkpointEvery, seed: settings.seed,
-      settings: runSettings, modules: { network, ...helpers }, optimizer, scheduler, hooks: locations,
-      step: (generator) => tidy(() => {
+    const modules: Record<string, Module> = { network, ...helpers };
+    const job = new TrainingJob({
+      name: label, dir: path.join(locations.workDir, "checkpoints"), steps: settings.steps, seed: settings.seed, settings: runSettings,
+      tensors: () => new Map(Object.entries(modules).flatMap(([name, module]) => [...module.stateDict()].map(([key, value]) => [`${name}.${key}`, value] as const))),
+      load: (tensors) => {
+        for (const [name, module] of Object.entries(modules)) {
+          module.loadStateDict(new Map([...tensors].filter(([key]) => key.startsWith(`${name}.`)).map(([key, value]) => [key.slice(name.length + 1), value])));
+        }
+      },
+      parameters, optimizer, scheduler,
+    });
+    const result = await train({
+      label, jobs: [job], checkpointEvery: settings.checkpointEvery, logFile: path.join(locations.workDir, `${label}.log.jsonl`), hooks: locations,
+      step: () => [tidy(() => {
+        const { generator } = job;
         const rows = randint(0, count, [settings.batchSize], { generator });
         let batch = imageBatch(images, rows);
         if (flipProbability > 0) {
@@ -127,20 +139,16 @@ export async function trainMetricNetwork<N extends SavableNetwork>(spec: MetricT
         }
         const loss = spec.loss(network, batch, rows);
         loss.backward();
-        optimizer.step();
-        scheduler.step();
-        optimizer.zeroGrad();
         return loss.item();
-      }),
+      })],
+      finish: () => {
+        const { network: _architecture, ...training } = runSettings;
+        network.eval().save(locations.outDir, { dtype: settings.dtype, training: { ...training, finalLoss: job.recentLoss(50), trainingSeconds: job.seconds, renderSeconds } });
+        locations.log?.(`${label}: saved to ${locations.outDir}`);
+      },
     });
-    const summary = { step: result.step, losses: result.losses, trainingSeconds: result.seconds, renderSeconds, settings: runSettings };
-    if (result.stopped) return { finished: false, ...summary };
-    const { network: _architecture, ...training } = runSettings;
-    const tail = result.losses.slice(-50);
-    network.eval().save(locations.outDir, { dtype: settings.dtype, training: { ...training, finalLoss: tail.reduce((a, b) => a + b, 0) / tail.length } });
-    removeCheckpoints(locations.workDir);
-    locations.log?.(`${label}: saved to ${locations.outDir}`);
-    return { finished: true, ...summary };
+    const summary = { step: job.step, losses: job.losses, trainingSeconds: job.seconds, renderSeconds, settings: runSettings };
+    return { finished: !result.stopped, ...summary };
   } finally {
     setNumThreads(previousThreads);
     for (const item of owned) item.dispose();

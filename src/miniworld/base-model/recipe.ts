@@ -26,7 +26,7 @@ import { copyTokenizer, saveCLIPTextModel, saveDiffusersModel, saveSchedulerConf
 import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
 import { commitOf, fileHashes } from "../../util/provenance.js";
-import type { LossRecord } from "./checkpoint.js";
+import type { LossRecord } from "./stage.js";
 import { MINIWORLD_NOISE_SCHEDULE, type BaseModelRecipe } from "./config.js";
 import { planSamples, renderDataset } from "./dataset.js";
 import { trainMetricNetworks } from "./metrics-stage.js";
@@ -55,6 +55,8 @@ export interface BuildOptions {
   log?: (line: string) => void;
   /** The command line to record in build.json. */
   command?: string;
+  /** The same command as its arguments (program name first), for the metrics' provenance record. */
+  argv?: readonly string[];
   /** Where the VAE, diffusion and decoder stages train (default "cpu"; see StageOptions.device). */
   device?: string;
   /** Tests: stop each training stage after this many steps (as a kill would). */
@@ -165,7 +167,10 @@ export async function buildMiniworld(options: BuildOptions): Promise<BuildResult
     log(`base model written to ${baseDir} (${(record.baseModelBytes / 1e6).toFixed(1)} MB)`);
     if (!stop("export") && options.withMetrics !== false) {
       started = performance.now();
-      const metrics = await trainMetricNetworks({ outDir: options.outDir, workDir, threads: getNumThreads(), log, ...(options.progress === undefined ? {} : { progress: options.progress }) });
+      const metrics = await trainMetricNetworks({
+        outDir: options.outDir, workDir, threads: getNumThreads(), log, command: options.argv ?? [options.command ?? ""],
+        ...(options.progress === undefined ? {} : { progress: options.progress }),
+      });
       record.stages.metrics = { seconds: (performance.now() - started) / 1000 };
       record.metrics = {
         identityPlainAuc: metrics.identity.evaluation.plainAuc, identityCrossStyleAuc: metrics.identity.evaluation.crossStyleAuc,

@@ -13,17 +13,16 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, manualSeed, mseLoss, randn, tidy } from "../../engine/index.js";
+import { manualSeed, mseLoss, randn, tidy } from "../../engine/index.js";
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
 import { saveDiffusersModel } from "../../pipeline/save-pretrained.js";
-import type { StageState } from "./checkpoint.js";
 import { imageBatch } from "../../pipeline/images.js";
 import { writeJsonAtomic } from "../../util/atomic.js";
 import { batchSampler, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
-import { runStageLoop } from "./stage-loop.js";
-import { stepGenerator, type StageOptions } from "./train-vae.js";
+import { runStage, type StageState } from "./stage.js";
+import type { StageOptions } from "./train-vae.js";
 
 export interface DecoderStageResult {
   /** The VAE with the fine-tuned decoder, as a diffusers folder (float32). */
@@ -51,17 +50,16 @@ export async function finetuneDecoder(options: StageOptions & { vaeDir: string; 
   const r = recipe.vae;
   const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 0 });
   const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.decoderSteps });
-  const generator = new Generator();
   const count = images.shape[0]!;
   if (options.samples.length !== count) throw new Error(`vae-decoder: ${options.samples.length} samples planned for ${count} images`);
   const sampler = batchSampler(options.samples, r.decoderSampling);
   try {
-    const { state, finished } = await runStageLoop({
-      name: "vae-decoder", stageDir, steps: r.decoderSteps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
-      namedTensors: () => new Map([...vae.stateDict()].map(([k, t]) => [`vae.${k}`, t])),
-      restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
-      trainStep: (step) => tidy(() => {
-        const g = stepGenerator(generator, recipe.seed, 3, step);
+    const { state, finished } = await runStage({
+      name: "vae-decoder", stageDir, steps: r.decoderSteps, checkpointEvery: recipe.checkpointEvery, seed: recipe.seed,
+      settings: { learningRate: r.learningRate, warmupSteps: r.warmupSteps, batchSize: r.batchSize, steps: r.decoderSteps, sampling: r.decoderSampling,
+        datasetSize: recipe.datasetSize, vaeDir: path.relative(options.workDir, options.vaeDir) },
+      modules: { vae }, parameters, optimizer, scheduler, maxGradNorm: 1.0,
+      step: (g) => tidy(() => {
         const indices = sampler.draw(r.batchSize, g);
         const x = imageBatch(images, indices).to(device);
         const mean = posterior.mean.indexSelect(0, indices);

@@ -14,22 +14,22 @@
  */
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { Generator, keep, manualSeed, mseLoss, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
+import { keep, manualSeed, rand, randint, randn, tensor, tidy, where, type Tensor } from "../../engine/index.js";
 import { AdamW, constantWithWarmupSchedule, cosineSchedule, ExponentialMovingAverage } from "../../engine/optim/index.js";
 import { CLIPTextModel } from "../../models/clip/text-encoder.js";
 import { clipTextConfig, type CLIPTextConfig } from "../../models/clip/text-config.js";
 import { CLIPTokenizer } from "../../models/clip/tokenizer.js";
-import { minSnrWeights, schedulerFromConfig, truncatedMinSnrWeights, type DDPMScheduler } from "../../models/schedulers/index.js";
+import { schedulerFromConfig } from "../../models/schedulers/index.js";
 import { UNet2DConditionModel } from "../../models/unet/index.js";
 import { saveCLIPTextModel, saveDiffusersModel } from "../../pipeline/save-pretrained.js";
+import { diffusionLoss, latestCheckpoint, type SnrWeighting } from "../../training/index.js";
 import { writeJsonAtomic } from "../../util/atomic.js";
 import { writeVocabulary } from "../vocabulary.js";
-import { latestStageCheckpoint, withPrefix, type StageState } from "./checkpoint.js";
 import { MINIWORLD_NOISE_SCHEDULE, MINIWORLD_TEXT_ENCODER_CONFIG, MINIWORLD_UNET_CONFIG, type BaseModelRecipe, type ImageSampling } from "./config.js";
 import { batchSampler, type WorldSample } from "./dataset.js";
 import { loadPosteriors } from "./posteriors.js";
-import { runStageLoop } from "./stage-loop.js";
-import { stepGenerator, type StageOptions } from "./train-vae.js";
+import { runStage, startFrom, type StageState } from "./stage.js";
+import type { StageOptions } from "./train-vae.js";
 
 /**
  * One phase of diffusion training. Phase 1 ("diffusion") follows SD: cosine schedule, plain ε-MSE, latents
@@ -50,7 +50,6 @@ import { stepGenerator, type StageOptions } from "./train-vae.js";
  * after phase 3 "green hair" was drawn purple or blue 15 times in 16, "pink hair" white 12 in 16 (quality
  * report); the other words of the captions keep their frequencies, since every image carries a random style.
  */
-export type LossWeighting = { kind: "none" } | { kind: "min-snr"; snrGamma: number } | { kind: "truncated-min-snr"; snrGamma: number };
 
 export interface DiffusionPhase {
   name: "diffusion" | "diffusion-2" | "diffusion-3" | "diffusion-4";
@@ -58,8 +57,8 @@ export interface DiffusionPhase {
   learningRate: number;
   warmupSteps: number;
   schedule: "cosine" | "constant";
-  /** The ε-MSE's per-sample weights (see above), with γ for the two SNR weightings. */
-  weighting: LossWeighting;
+  /** The ε-MSE's per-sample weights (see above; src/training/diffusion-loss.ts). */
+  weighting: SnrWeighting;
   latents: "sample" | "mean";
   /** Which images the batches are drawn from (dataset.ts: batchSampler). */
   sampling: ImageSampling;
@@ -75,9 +74,6 @@ export interface DiffusionStageOptions extends StageOptions {
   phase?: DiffusionPhase;
 }
 
-/** Each phase's random stream (stepGenerator), so no two phases draw the same batches. */
-const PHASE_STREAMS: Record<DiffusionPhase["name"], number> = { diffusion: 2, "diffusion-2": 4, "diffusion-3": 6, "diffusion-4": 8 };
-
 /** The recipe's four phases, in order. */
 export function diffusionPhases(recipe: BaseModelRecipe, workDir: string): [DiffusionPhase, DiffusionPhase, DiffusionPhase, DiffusionPhase] {
   const r = recipe.diffusion;
@@ -87,21 +83,13 @@ export function diffusionPhases(recipe: BaseModelRecipe, workDir: string): [Diff
   return [
     { name: "diffusion", steps: r.steps, learningRate: r.learningRate, warmupSteps: r.warmupSteps, schedule: "cosine", weighting: { kind: "none" }, latents: "sample",
       sampling: "uniform" },
-    { name: "diffusion-2", steps: c.steps, learningRate: c.learningRate, warmupSteps: c.warmupSteps, schedule: "constant", weighting: { kind: "min-snr", snrGamma: c.snrGamma },
+    { name: "diffusion-2", steps: c.steps, learningRate: c.learningRate, warmupSteps: c.warmupSteps, schedule: "constant", weighting: { kind: "min-snr", gamma: c.snrGamma },
       latents: "mean", sampling: "uniform", continueFrom: path.join(workDir, "diffusion") },
     { name: "diffusion-3", steps: k.steps, learningRate: k.learningRate, warmupSteps: k.warmupSteps, schedule: "constant",
-      weighting: { kind: "truncated-min-snr", snrGamma: k.snrGamma }, latents: "mean", sampling: "uniform", continueFrom: path.join(workDir, "diffusion-2") },
+      weighting: { kind: "truncated-min-snr", gamma: k.snrGamma }, latents: "mean", sampling: "uniform", continueFrom: path.join(workDir, "diffusion-2") },
     { name: "diffusion-4", steps: b.steps, learningRate: b.learningRate, warmupSteps: b.warmupSteps, schedule: "constant",
-      weighting: { kind: "truncated-min-snr", snrGamma: b.snrGamma }, latents: "mean", sampling: "hair-colour-balanced", continueFrom: path.join(workDir, "diffusion-3") },
+      weighting: { kind: "truncated-min-snr", gamma: b.snrGamma }, latents: "mean", sampling: "hair-colour-balanced", continueFrom: path.join(workDir, "diffusion-3") },
   ];
-}
-
-/** The per-sample weights of a phase's ε-MSE at `timesteps` (see DiffusionPhase), or null for none. */
-export function phaseLossWeights(phase: DiffusionPhase, noise: DDPMScheduler, timesteps: Tensor): Tensor | null {
-  const weighting = phase.weighting;
-  if (weighting.kind === "none") return null;
-  if (weighting.kind === "min-snr") return minSnrWeights(noise, timesteps, weighting.snrGamma);
-  return truncatedMinSnrWeights(noise, timesteps, weighting.snrGamma);
 }
 
 export interface DiffusionStageResult {
@@ -159,34 +147,22 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
   const scheduler = phase.schedule === "cosine" ? cosineSchedule(optimizer, { warmupSteps: phase.warmupSteps, totalSteps: phase.steps })
     : constantWithWarmupSchedule(optimizer, { warmupSteps: phase.warmupSteps });
   const ema = new ExponentialMovingAverage(parameters, r.emaDecay);
-  const prefixed = (): Map<string, Tensor> => new Map([
-    ...[...unet.stateDict()].map(([k, t]) => [`unet.${k}`, t] as const),
-    ...[...textEncoder.stateDict()].map(([k, t]) => [`text_encoder.${k}`, t] as const),
-  ]);
-  const restore = (tensors: Map<string, Tensor>): void => {
-    unet.loadStateDict(withPrefix(tensors, "unet"));
-    textEncoder.loadStateDict(withPrefix(tensors, "text_encoder"));
-  };
-  if (phase.continueFrom !== undefined && latestStageCheckpoint(stageDir) === null) {
-    const start = latestStageCheckpoint(phase.continueFrom);
-    if (!start) throw new Error(`${phase.name} continues from ${phase.continueFrom}, which holds no checkpoint: run that stage first`);
-    try {
-      restore(start.tensors);
-      ema.load([...withPrefix(start.tensors, "ema").entries()].sort((a, b) => Number(a[0]) - Number(b[0])).map(([, t]) => t), start.state.emaUpdates ?? 0);
-    } finally {
-      for (const t of start.tensors.values()) t.dispose();
-    }
-    log(`${phase.name}: starting from ${start.dir} (step ${start.state.step})`);
+  const modules = { unet, text_encoder: textEncoder };
+  if (phase.continueFrom !== undefined && latestCheckpoint(stageDir) === null) {
+    const from = startFrom(phase.continueFrom, modules, ema, phase.name);
+    log(`${phase.name}: starting from ${phase.continueFrom} (step ${from})`);
   }
-  const generator = new Generator();
   const sampler = batchSampler(samples, phase.sampling);
-  const { state, finished } = await runStageLoop({
-    name: phase.name, stageDir, steps: phase.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, ema,
-    maxGradNorm: r.maxGradNorm,
-    namedTensors: prefixed,
-    restore,
-    trainStep: (step) => tidy(() => {
-      const g = stepGenerator(generator, recipe.seed, PHASE_STREAMS[phase.name], step);
+  // A constant-rate phase's steps do not change the steps before them: more of them continue the same run.
+  const { steps: _steps, continueFrom, ...phaseSettings } = phase;
+  const { state, finished } = await runStage({
+    name: phase.name, stageDir, steps: phase.steps, checkpointEvery: recipe.checkpointEvery, seed: recipe.seed,
+    settings: {
+      ...phaseSettings, ...(phase.schedule === "constant" ? {} : { steps: phase.steps }), continueFrom: continueFrom === undefined ? null : path.basename(continueFrom),
+      batchSize: r.batchSize, emptyCaptionRate: r.emptyCaptionRate, shortCaptionRate: r.shortCaptionRate, emaDecay: r.emaDecay, datasetSize: recipe.datasetSize,
+    },
+    modules, parameters, optimizer, scheduler, ema, maxGradNorm: r.maxGradNorm,
+    step: (g) => tidy(() => {
       const batch = r.batchSize;
       const indices = sampler.draw(batch, g);
       const u = rand([batch], { generator: g }).unsqueeze(1);
@@ -198,11 +174,9 @@ export async function trainDiffusion(options: DiffusionStageOptions): Promise<Di
       const epsilon = randn(latents.shape, { generator: g });
       const timesteps = randint(0, MINIWORLD_NOISE_SCHEDULE.num_train_timesteps, [batch], { generator: g });
       const noisy = noise.addNoise(latents, epsilon, timesteps);
-      const weights = phaseLossWeights(phase, noise, timesteps)?.to(device) ?? null;
-      const target = epsilon.to(device);
       const t = timesteps.to(device);
       const prediction = unet.forward(noisy.to(device), t, textEncoder.encode(ids.to(device)));
-      const loss = weights === null ? mseLoss(prediction, target) : mseLoss(prediction, target, "none").mean([1, 2, 3]).mul(weights).mean();
+      const loss = diffusionLoss(prediction, epsilon.to(device), t, { scheduler: noise, weighting: phase.weighting }).total.sum();
       unet.backward(loss);
       return loss.item();
     }),

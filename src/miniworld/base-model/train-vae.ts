@@ -11,12 +11,12 @@ import { arange, Generator, manualSeed, mseLoss, noGrad, randint, tidy, type Ten
 import { AdamW, cosineSchedule } from "../../engine/optim/index.js";
 import { AutoencoderKL } from "../../models/vae/index.js";
 import { saveDiffusersModel } from "../../pipeline/save-pretrained.js";
-import type { StageState } from "./checkpoint.js";
 import { MINIWORLD_VAE_CONFIG, type BaseModelRecipe } from "./config.js";
 import { imageBatch } from "../../pipeline/images.js";
 import { writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
-import { runStageLoop } from "./stage-loop.js";
+import { hash32, streamId } from "../../util/hash.js";
+import { runStage, type StageState } from "./stage.js";
 
 export interface StageOptions {
   recipe: BaseModelRecipe;
@@ -43,11 +43,6 @@ export interface VaeStageResult {
   finished: boolean;
 }
 
-/** Per-step randomness: a generator seeded by (recipe seed, stage, step). */
-export function stepGenerator(generator: Generator, seed: number, stage: number, step: number): Generator {
-  return generator.manualSeed(((seed * 8 + stage) * 1_000_003 + step) % Number.MAX_SAFE_INTEGER);
-}
-
 export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
   const { recipe, images } = options;
   const stageDir = path.join(options.workDir, "vae");
@@ -63,14 +58,12 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
   const r = recipe.vae;
   const optimizer = new AdamW(parameters, { lr: r.learningRate, weightDecay: 0 });
   const scheduler = cosineSchedule(optimizer, { warmupSteps: r.warmupSteps, totalSteps: r.steps });
-  const generator = new Generator();
   const count = images.shape[0]!;
-  const { state, finished } = await runStageLoop({
-    name: "vae", stageDir, steps: r.steps, checkpointEvery: recipe.checkpointEvery, parameters, optimizer, scheduler, maxGradNorm: 1.0,
-    namedTensors: () => new Map([...vae.stateDict()].map(([k, t]) => [`vae.${k}`, t])),
-    restore: (tensors) => void vae.loadStateDict(new Map([...tensors].filter(([k]) => k.startsWith("vae.")).map(([k, t]) => [k.slice(4), t]))),
-    trainStep: (step) => tidy(() => {
-      const g = stepGenerator(generator, recipe.seed, 1, step);
+  const { state, finished } = await runStage({
+    name: "vae", stageDir, steps: r.steps, checkpointEvery: recipe.checkpointEvery, seed: recipe.seed,
+    settings: { steps: r.steps, batchSize: r.batchSize, learningRate: r.learningRate, warmupSteps: r.warmupSteps, klWeight: r.klWeight, datasetSize: recipe.datasetSize },
+    modules: { vae }, parameters, optimizer, scheduler, maxGradNorm: 1.0,
+    step: (g) => tidy(() => {
       const x = imageBatch(images, randint(0, count, [r.batchSize], { generator: g })).to(device);
       const posterior = vae.encode(x);
       const reconstruction = vae.decode(posterior.sample({ generator: g }));
@@ -87,7 +80,8 @@ export async function trainVae(options: StageOptions): Promise<VaeStageResult> {
     return { dir: finalDir, state, scalingFactor: NaN, finished };
   }
   vae.eval();
-  const scalingFactor = 1 / latentStd(vae, images, stepGenerator(generator, recipe.seed, 1, r.steps), device);
+  // Its own stream: the posterior samples that measure the latents' spread.
+  const scalingFactor = 1 / latentStd(vae, images, new Generator("cpu", hash32(streamId("vae-scaling-factor"), recipe.seed)), device);
   saveDiffusersModel(finalDir, "AutoencoderKL", { ...MINIWORLD_VAE_CONFIG, scaling_factor: scalingFactor }, vae);
   vae.dispose();
   const result: VaeStageResult = { dir: finalDir, state, scalingFactor, finished };

@@ -1,0 +1,157 @@
+/**
+ * The one resumable training loop (nanoGPT's train.py is the model: the whole loop on one screen).
+ *
+ * It trains a queue of jobs (job.ts), up to `jobsPerStep` at once: one for a model (a base-model stage, a metric
+ * network, next the hypernetwork), many for DreamBooth's identities, whose samples share one forward and
+ * backward pass. Each step: seed every running job's generator from (stream, seed, step), let the trainer run
+ * the forward and backward (`step`: the gradients land in each job's parameters), then for each job clip, step
+ * its optimiser, schedule and EMA, log a JSONL line, checkpoint every `checkpointEvery` steps, and when it has
+ * taken its steps hand it to `finish` (which saves its result) and start the next. A job found with a
+ * checkpoint resumes from it (checkpoint.ts), bit for bit where an uninterrupted run would be.
+ */
+import path from "node:path";
+import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import type { GradScaler } from "../engine/optim/index.js";
+import { streamId } from "../util/hash.js";
+import type { ProgressReporter } from "../util/progress.js";
+import { latestCheckpoint, removeCheckpoints, resumeJob, saveCheckpoint } from "./checkpoint.js";
+import type { TrainingJob } from "./job.js";
+import { TrainingLog } from "./log.js";
+
+export interface LoopHooks {
+  /** Told the steps done over all jobs and the loss as the loop starts and after every step; the CLI draws bars. */
+  progress?: ProgressReporter;
+  /** Informational lines (resuming, checkpoints, finished jobs). */
+  log?: (line: string) => void;
+  /** Stop after this many steps of this call, leaving the folders as a kill at that point would (tests). */
+  stopAfterSteps?: number;
+}
+
+export interface TrainingLoop<J extends TrainingJob> {
+  /** Names the progress bar and, unless `stream` is given, the per-step random stream ("vae", "identity-network"). */
+  label: string;
+  /** Names the per-step random stream (default: the label). */
+  stream?: string;
+  /** The jobs, in order; an async iterable makes each one only when a slot frees (DreamBooth's thousands). */
+  jobs: readonly J[] | AsyncIterable<J>;
+  /** Steps of all jobs together, for the progress bar (default: the sum over an array of jobs). */
+  totalSteps?: number;
+  /** Jobs trained together in one step (default 1). */
+  jobsPerStep?: number;
+  /** Checkpoint each running job every N of its steps (0: never). */
+  checkpointEvery: number;
+  /** Resume jobs from their checkpoints (default true); when false, a job with one is an error. */
+  resume?: boolean;
+  /** Checkpoint each job at its last step and keep it (a later stage starts from it); else remove them when done. */
+  keepFinalCheckpoint?: boolean;
+  /** The JSONL log (log.ts), if any. */
+  logFile?: string;
+  /** fp16 loss scaling, shared by the jobs of a step. */
+  scaler?: GradScaler | null;
+  /** Forward and backward for the running jobs (drawing from their generators); returns each one's loss. */
+  step: (jobs: readonly J[]) => number[];
+  /** After a job's step (validation images), and once it has taken all its steps (save its result). */
+  afterStep?: (job: J) => void | Promise<void>;
+  finish?: (job: J) => void | Promise<void>;
+  hooks?: LoopHooks;
+}
+
+export interface LoopResult {
+  /** True when `stopAfterSteps` ended the call before every job finished. */
+  stopped: boolean;
+  /** Loop steps taken by this call. */
+  taken: number;
+}
+
+export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promise<LoopResult> {
+  const { label, hooks = {}, checkpointEvery } = loop;
+  if (!Number.isInteger(checkpointEvery) || checkpointEvery < 0) throw new Error(`${label}: checkpointEvery must be an integer ≥ 0, got ${checkpointEvery}`);
+  const stream = streamId(loop.stream ?? label);
+  const log = loop.logFile === undefined ? null : new TrainingLog(loop.logFile);
+  const pending = Symbol.asyncIterator in loop.jobs ? loop.jobs[Symbol.asyncIterator]() : arrayIterator(loop.jobs);
+  const total = loop.totalSteps ?? (Array.isArray(loop.jobs) ? (loop.jobs as readonly J[]).reduce((sum, job) => sum + job.steps, 0) : 0);
+  const running: J[] = [];
+  let more = true;
+  let done = 0;
+  let resumed = 0;
+  let taken = 0;
+  hooks.progress?.({ label, done, total, start: 0 });
+  while (more || running.length > 0) {
+    while (more && running.length < (loop.jobsPerStep ?? 1)) {
+      const next = await pending.next();
+      if (next.done) {
+        more = false;
+        break;
+      }
+      const job = next.value;
+      const from = start(job, loop, log);
+      done += from;
+      resumed += from;
+      if (job.done) await complete(job, loop, log);
+      else running.push(job);
+    }
+    if (running.length === 0) continue;
+    if (hooks.stopAfterSteps !== undefined && taken >= hooks.stopAfterSteps) return { stopped: true, taken };
+    const started = performance.now();
+    const losses = stepJobs(running, stream, loop.step, loop.scaler ?? null);
+    const seconds = (performance.now() - started) / 1000;
+    for (const [i, job] of running.entries()) {
+      job.seconds += seconds;
+      log?.write({ job: job.name, step: job.step, loss: losses[i]!, lr: job.learningRate, seconds });
+    }
+    taken += 1;
+    done += running.length;
+    for (const job of [...running]) {
+      await loop.afterStep?.(job);
+      if (job.done) {
+        running.splice(running.indexOf(job), 1);
+        await complete(job, loop, log);
+      } else if (checkpointEvery > 0 && job.step % checkpointEvery === 0) saveCheckpoint(job);
+    }
+    const one = running.length === 1 ? running[0]! : null;
+    hooks.progress?.({ label, done, total, start: resumed, ...(one ? { loss: one.recentLoss(50) } : { note: `${running.length} jobs` }) });
+    if (taken % 10 === 0) await yieldToEventLoop();
+  }
+  return { stopped: false, taken };
+}
+
+/**
+ * One optimisation step of the running jobs, the heart of the loop (also what a test or a caller that drives
+ * its own schedule takes): seed each job's generator for its step, run the trainer's forward and backward, and
+ * update each job with its loss (a non-finite loss stops training, keeping the last checkpoint).
+ */
+export function stepJobs<J extends TrainingJob>(jobs: readonly J[], stream: number, step: (jobs: readonly J[]) => number[], scaler: GradScaler | null): number[] {
+  for (const job of jobs) job.seedStep(stream);
+  const losses = step(jobs);
+  if (losses.length !== jobs.length) throw new Error(`the step returned ${losses.length} losses for ${jobs.length} jobs`);
+  for (const [i, job] of jobs.entries()) {
+    const loss = losses[i]!;
+    if (!Number.isFinite(loss)) throw new Error(`${job.name}: the loss is ${loss} at step ${job.step + 1}; the last checkpoint is kept: resume with a lower learning rate`);
+    job.update(loss, scaler);
+  }
+  scaler?.update();
+  return losses;
+}
+
+/** Resumes a job from its checkpoint (when there is one and resuming is allowed); returns the step it is at. */
+function start<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, log: TrainingLog | null): number {
+  if (loop.resume === false && latestCheckpoint(job.dir) !== null) {
+    throw new Error(`${job.dir} holds a checkpoint of ${job.name}: resume it, or choose another folder`);
+  }
+  const folder = resumeJob(job);
+  if (folder !== null) loop.hooks?.log?.(`${job.name}: resuming from ${folder} (step ${job.step} of ${job.steps})`);
+  log?.write({ job: job.name, event: folder !== null ? "resumed" : "started", step: job.step });
+  return job.step;
+}
+
+/** A job that has taken its steps: final checkpoint (when kept), its result, then its checkpoints removed. */
+async function complete<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, log: TrainingLog | null): Promise<void> {
+  if (loop.keepFinalCheckpoint && latestCheckpoint(job.dir) !== path.join(job.dir, `checkpoint-${job.step}`)) saveCheckpoint(job);
+  await loop.finish?.(job);
+  if (!loop.keepFinalCheckpoint) removeCheckpoints(job.dir);
+  log?.write({ job: job.name, event: "finished", step: job.step, loss: job.recentLoss() });
+}
+
+async function* arrayIterator<J>(jobs: Iterable<J>): AsyncIterator<J> {
+  yield* jobs;
+}
