@@ -1,6 +1,7 @@
 /**
  * Timestep embeddings: diffusers' get_timestep_embedding, Timesteps and TimestepEmbedding
- * (models/embeddings.py), in the same order of float32 operations so the values match bit for bit.
+ * (models/embeddings.py), in the same order of float32 operations (test/models/blocks.test.ts compares them
+ * with diffusers' on the oracle's fixtures).
  *
  *     Timesteps:          t (N,) → [sin(t·f), cos(t·f)] (N, num_channels),  f_i = exp(-ln(max_period)·i / (half - shift))
  *     TimestepEmbedding:  linear_2(act(linear_1(x)))
