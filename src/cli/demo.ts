@@ -1,7 +1,7 @@
 /**
  * `hdb demo`: the README's main job. Loads the bundled mini-world model (a Stable-Diffusion-architecture model
  * trained by `hdb miniworld build`, models/miniworld/base) and renders a grid of prompts, two seeds each,
- * into a folder: one PNG per image, grid.png, index.html and README.md (the prompts next to their images).
+ * into a folder: one PNG per image, grid.png, index.html, README.md (the prompts next to their images) and provenance.json.
  * Flags: DEMO_SPEC below (`hdb demo --help`).
  *
  * Each image is exactly `hdb generate --model <folder> --prompt "<prompt>" --seed <seed> --batch 1 --steps 25
@@ -9,13 +9,14 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { setNumThreads } from "../engine/index.js";
+import { buildInfo, getNumThreads, setNumThreads } from "../engine/index.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { imageGrid, savePng, type RgbImage } from "../pipeline/images.js";
-import { writeFileAtomic } from "../util/atomic.js";
+import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { Progress } from "../util/progress.js";
+import { provenance, recordedPath, repositoryRoot } from "../util/provenance.js";
 
 /** Prompts that show what the world's words can ask for: attributes, media, scenes, accessories, transformations. */
 export const DEMO_PROMPTS = [
@@ -80,7 +81,12 @@ export async function runDemo(argv: string[]): Promise<void> {
   }
   await savePng(path.join(out, "grid.png"), imageGrid(images, seeds.length * 4));
   const seconds = (performance.now() - started) / 1000;
-  const settings = `model ${model}, DPM-Solver++ 2M, ${steps} steps, guidance ${guidance}, seeds ${seeds.join(" and ")}; ${seconds.toFixed(1)} s`;
+  // What reproduces the images: the command, the commit and the sha256 of every model file (provenance.json).
+  const record = provenance({ command: ["hdb", "demo", ...argv], threads: getNumThreads(), measured: [model], versions: { torch: buildInfo().torchVersion } });
+  writeJsonAtomic(path.join(out, "provenance.json"), record);
+  const shownModel = recordedPath(model, repositoryRoot(model));
+  const settings = `model ${shownModel}, DPM-Solver++ 2M, ${steps} steps, guidance ${guidance}, seeds ${seeds.join(" and ")}; ${seconds.toFixed(1)} s ` +
+    `on ${record.threads} threads. Made by \`${record.command}\` at commit ${record.commit ?? "(not a git checkout)"}${record.dirty ? " with local changes" : ""} (provenance.json)`;
   writeFileAtomic(path.join(out, "index.html"), `<!doctype html>
 <html><head><meta charset="utf-8"><title>hyperdreambooth demo</title>
 <style>body{font-family:sans-serif;margin:2em}td{padding:4px 12px}img{width:128px;height:128px;image-rendering:pixelated}</style></head>

@@ -53,6 +53,12 @@ test("hdb demo renders every prompt twice and writes grid.png, index.html and RE
   for (const png of pngs) assert.ok(html.includes(`src="${png}"`), `index.html shows ${png}`);
   assert.match(readFileSync(path.join(out, "README.md"), "utf8"), /\| a face as a pencil sketch \| !\[\]\(03-seed0\.png\) \| !\[\]\(03-seed1\.png\) \|/);
   assert.match(result.stdout, /16 images in [\d.]+ s/);
+  // provenance.json names the command and hashes every model file; the README says where it came from.
+  const record = JSON.parse(readFileSync(path.join(out, "provenance.json"), "utf8")) as { command: string; threads: number; files: Record<string, string> };
+  assert.match(record.command, /^hdb demo --model \S+ --out \S+ --steps 2 --threads 1$/);
+  assert.equal(record.threads, 1);
+  assert.ok(Object.keys(record.files).some((f) => f.endsWith("unet/diffusion_pytorch_model.safetensors")), Object.keys(record.files).join(", "));
+  assert.match(readFileSync(path.join(out, "README.md"), "utf8"), /Made by `hdb demo --model .*` at commit /);
 });
 
 test("hdb miniworld quality measures every style and hair colour and writes quality.json", { timeout: 300_000 }, () => {
