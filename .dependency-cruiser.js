@@ -17,11 +17,15 @@ export const LAYERS = [
   { name: "pipeline", path: "^src/pipeline/", comment: "txt2img, images, writing diffusers folders" },
   { name: "adapters", path: "^src/adapters/", comment: "LiDB and LoRA adapters (peft-style tuners), their files and the LiDB → LoRA export" },
   { name: "dreambooth", path: "^src/dreambooth/", comment: "DreamBooth training of LiDB/LoRA adapters, one identity or many per batch" },
-  { name: "world", path: "^src/miniworld/(?!base-model/)", comment: "the mini-world: identities, renders, captions, styles, vocabulary, splits" },
+  { name: "world", path: "^src/miniworld/(?!base-model/|hypernetwork/)", comment: "the mini-world: identities, renders, captions, styles, vocabulary, splits" },
   { name: "evaluation", path: "^src/evaluation/", comment: "the world's metric networks and the studies" },
   {
     name: "recipe", path: "^src/miniworld/base-model/", notBelow: ["adapters", "dreambooth"],
     comment: "the bundled base model's build (its last stage trains the metric networks); made before, and without, any adapter",
+  },
+  {
+    name: "hypernetwork-recipe", path: "^src/miniworld/hypernetwork/",
+    comment: "the bundled hypernetwork's recipe: its weight set (DreamBooth on the hypernetwork split), training and report",
   },
   { name: "cli", path: "^src/(cli/|index\\.ts$)", comment: "the hdb command line and the public API (src/index.ts)" },
 ];
