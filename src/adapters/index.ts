@@ -11,7 +11,7 @@ export {
 export { AdapterSet } from "./adapter-set.js";
 
 // LiDB
-export { LIDB_DEFAULTS, checkDimensions, type LidbDimensions, type LidbOptions, type LidbSeed } from "./lidb/config.js";
+export { LIDB_DEFAULTS, checkDimensions, lidbDimensions, type LidbDimensions, type LidbOptions, type LidbSeed } from "./lidb/config.js";
 export { AUX_BASIS_VERSION, AuxBasisChecksum, auxBasisChecksum, buildAuxBases, seedText, type AuxBases } from "./lidb/aux-bases.js";
 export { LidbLinear, type LidbLinearOptions } from "./lidb/layer.js";
 export { LidbAdapters, injectLidb, lidbBTrainInit, warnIfNarrowLayers, type LidbFactors } from "./lidb/model.js";

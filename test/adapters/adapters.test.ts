@@ -238,7 +238,7 @@ test("target selection by component and pattern; injection errors leave the mode
   const second = injectLidb(models, { a: 4, b: 4, name: "lidb_2", targets: { components: "text_encoder" } });
   assert.equal(second.layerNames.length, 8);
   assert.ok(second.namedParameters()[0]![0].endsWith(".k_proj.lidb_2.a_train"));
-  assert.throws(() => injectLidb(models, { a: 0 }), /dimension a must be a positive integer/);
+  assert.throws(() => injectLidb(models, { a: 0 }), /LiDB dimensions: a must be a positive integer, got 0/);
   assert.throws(() => injectLidb(models, { layers: ["unet.nope"] }), /no Linear layer named unet\.nope/);
   first.dispose();
   second.dispose();

@@ -146,7 +146,7 @@ test("bad training arguments fail with a message naming the problem", () => {
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--learning-rate", "fast"], /--learning-rate must be a number, got 'fast'/],
     [["train-lora", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--identities-per-batch", "2"], /LoRA adapters train one identity per batch/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--resume-from-checkpoint", "checkpoint-5"], /takes "latest"/],
-    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--instance-prompt", "a face"], /instancePrompt must contain "\[V\]"/],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--instance-prompt", "a face"], /instancePrompt must be a prompt containing "\[V\]" \(replaced by the identifier\), got "a face"/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "-1"], /--basis-seed needs a value, got the flag-like '-1'/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed=1.5"], /basisSeed must be a non-negative integer, got 1\.5/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--mixed-precision", "fp8"], /--mixed-precision must be one of no, fp16, bf16, got 'fp8'/],

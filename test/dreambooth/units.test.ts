@@ -47,8 +47,8 @@ test("configuration errors name the option and the value", () => {
   const base = { pretrainedModel: "m", outputDir: "o", identities: [{ id: "a", images: ["a.png"] }] };
   const cases: [object, RegExp][] = [
     [{ identities: [] }, /no identities/],
-    [{ identities: [{ id: "a b", images: ["x"] }] }, /identity id 'a b' must be/],
-    [{ identities: [{ id: "a", images: ["x"] }, { id: "a", images: ["y"] }] }, /'a' appears twice/],
+    [{ identities: [{ id: "a b", images: ["x"] }] }, /identities\[0\]\.id must be letters, digits, .*got "a b"/],
+    [{ identities: [{ id: "a", images: ["x"] }, { id: "a", images: ["y"] }] }, /identities\[1\]\.id must be unique .*appears twice.*got "a"/],
     [{ maxTrainSteps: 0 }, /maxTrainSteps must be an integer ≥ 1, got 0/],
     [{ learningRate: -1 }, /learningRate must be > 0/],
     [{ lrScheduler: "step" }, /lrScheduler must be one of/],
@@ -80,3 +80,4 @@ test("augmentation: no flip and a full crop is the identity; a flip mirrors; a c
     assert.equal(zoomed.index(0, 0, 0, 0).item(), pixels.index(0, 0, 0, 0).item());
   });
 });
+

@@ -193,14 +193,14 @@ test("config: transformers' defaults, real SD configs, nested CLIPConfig, unsupp
   assert.equal(nested.hidden_size, 64);
   assert.equal(nested.intermediate_size, 2048);
   const bad: [Record<string, unknown>, RegExp][] = [
-    [{ hidden_act: "gelu_10" }, /'hidden_act' "gelu_10" is not supported \(supported: quick_gelu, gelu/],
-    [{ hidden_size: 30, num_attention_heads: 4 }, /'hidden_size' 30 is not a multiple of 'num_attention_heads' 4/],
-    [{ eos_token_id: [2, 3] }, /'eos_token_id' must be one integer.*\[2,3\]/],
-    [{ vocab_size: null }, /'vocab_size' must be a positive integer, got null/],
-    [{ layer_norm_eps: "1e-5" }, /'layer_norm_eps' must be a positive number, got "1e-5"/],
-    [{ model_type: "t5" }, /'model_type' is "t5"/],
-    [{ is_causal: false }, /'is_causal' false/],
-    [{ model_type: "clip", text_config: [] }, /'text_config' must be an object/],
+    [{ hidden_act: "gelu_10" }, /hidden_act="gelu_10" is not supported by this implementation \(supported: "quick_gelu", "gelu"/],
+    [{ hidden_size: 30, num_attention_heads: 4 }, /hidden_size must be a multiple of num_attention_heads \(4\), got 30/],
+    [{ eos_token_id: [2, 3] }, /eos_token_id must be one integer.*\[2,3\]/],
+    [{ vocab_size: null }, /vocab_size must be a positive integer, got null/],
+    [{ layer_norm_eps: "1e-5" }, /layer_norm_eps must be a positive number, got "1e-5"/],
+    [{ model_type: "t5" }, /model_type must be "clip_text_model" \(a CLIP text encoder\), got "t5"/],
+    [{ is_causal: false }, /is_causal=false is not supported/],
+    [{ model_type: "clip", text_config: [] }, /text_config must be an object, got \[\]/],
   ];
   for (const [raw, message] of bad) assert.throws(() => parseCLIPTextConfig(raw, "cfg.json"), (e: Error) => e instanceof CLIPTextConfigError && message.test(e.message) && e.message.startsWith("cfg.json"));
 });

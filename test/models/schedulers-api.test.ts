@@ -72,9 +72,9 @@ test("unknown schedulers and unsupported options are errors that name them", () 
     [{ timestep_spacing: "uniform" }, "ddim", /timestep_spacing="uniform"/],
     [{ skip_prk_steps: false }, "pndm", /PNDMScheduler: skip_prk_steps=false/],
     [{ prediction_type: "sample" }, "euler_a", /EulerAncestralDiscreteScheduler: prediction_type="sample"/],
-    [{ num_train_timesteps: "1000" }, "ddim", /option 'num_train_timesteps' must be an integer/],
-    [{ clip_sample: "no" }, "ddim", /option 'clip_sample' must be true or false, got "no"/],
-    [{ trained_betas: [0.1, 0.2] }, "ddim", /trained_betas has 2 values but num_train_timesteps is 1000/],
+    [{ num_train_timesteps: "1000" }, "ddim", /DDIMScheduler: num_train_timesteps must be an integer >= 2, got "1000"/],
+    [{ clip_sample: "no" }, "ddim", /DDIMScheduler: clip_sample must be true or false, got "no"/],
+    [{ trained_betas: [0.1, 0.2] }, "ddim", /trained_betas must be null or num_train_timesteps \(1000\) numbers, got \[0\.1,0\.2\]/],
   ];
   for (const [options, name, message] of cases) {
     assert.throws(() => schedulerFromConfig({ ...SD15, ...options }, name), message, `${JSON.stringify(options)} on ${name}`);

@@ -141,7 +141,7 @@ test("the SD2.1 config resolves diffusers' legacy head rule: attention_head_dim 
 
 test("unsupported config values are refused with one error naming the key and the value", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
-    [{ down_block_types: ["SimpleCrossAttnDownBlock2D", "DownBlock2D"] }, /down_block_types="SimpleCrossAttnDownBlock2D" is not supported/],
+    [{ down_block_types: ["SimpleCrossAttnDownBlock2D", "DownBlock2D"] }, /down_block_types\[0\]="SimpleCrossAttnDownBlock2D" is not supported/],
     [{ mid_block_type: "UNetMidBlock2DSimpleCrossAttn" }, /mid_block_type="UNetMidBlock2DSimpleCrossAttn"/],
     [{ class_embed_type: "timestep" }, /class_embed_type="timestep"/],
     [{ addition_embed_type: "text_time" }, /addition_embed_type="text_time"/],
@@ -153,10 +153,10 @@ test("unsupported config values are refused with one error naming the key and th
     [{ act_fn: "mish" }, /act_fn="mish"/],
     [{ attention_type: "gated" }, /attention_type="gated"/],
     [{ time_cond_proj_dim: 256 }, /time_cond_proj_dim=256/],
-    [{ block_out_channels: [320, 640] }, /'block_out_channels' must be one entry per down block \(4\)/],
-    [{ attention_head_dim: [5, 10] }, /'attention_head_dim' must be one entry per down block/],
-    [{ norm_num_groups: 48 }, /'norm_num_groups' must be a divisor of every block_out_channels entry \(320/],
-    [{ _class_name: "UNet2DModel" }, /_class_name is "UNet2DModel"/],
+    [{ block_out_channels: [320, 640] }, /block_out_channels must be one entry per down block \(4\), got \[320,640\]/],
+    [{ attention_head_dim: [5, 10] }, /attention_head_dim must be one entry per down block \(4\), got \[5,10\]/],
+    [{ norm_num_groups: 48 }, /norm_num_groups must be a divisor of every block_out_channels entry \(320 .*got 48/],
+    [{ _class_name: "UNet2DModel" }, /_class_name must be "UNet2DConditionModel", got "UNet2DModel"/],
   ];
   for (const [raw, message] of cases) {
     assert.throws(() => resolveUNet2DConditionConfig(raw), (error: Error) => error instanceof UNet2DConditionConfigError && message.test(error.message), JSON.stringify(raw));

@@ -56,18 +56,18 @@ test("config: defaults and Stable Diffusion 1.5's VAE config resolve as in diffu
 test("config: unsupported or invalid values are one clear error naming the key and value", () => {
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ act_fn: "gelu" }, /act_fn="gelu" is not supported .*supported: "silu", "swish"/],
-    [{ down_block_types: ["AttnDownEncoderBlock2D"] }, /down_block_types="AttnDownEncoderBlock2D" is not supported/],
-    [{ up_block_types: ["AttnUpDecoderBlock2D"] }, /up_block_types="AttnUpDecoderBlock2D" is not supported/],
-    [{ block_out_channels: [32, 64] }, /'down_block_types' must be one entry per block_out_channels entry \(2\), got \["DownEncoderBlock2D"\]/],
-    [{ block_out_channels: [] }, /'block_out_channels' must be a non-empty list of positive integers, got \[\]/],
-    [{ block_out_channels: [48], norm_num_groups: 32 }, /'norm_num_groups' must be a divisor of every block_out_channels entry \(48 .*got 32/],
-    [{ _class_name: "AutoencoderTiny" }, /_class_name is "AutoencoderTiny", expected "AutoencoderKL"/],
-    [{ shift_factor: "0.1" }, /'shift_factor' must be a number or null, got "0.1"/],
-    [{ scaling_factor: null }, /'scaling_factor' must be a non-zero number, got null/],
-    [{ latents_mean: [0, 1] }, /'latents_mean' must be null or a list of 4 numbers .*got \[0,1\]/],
-    [{ use_quant_conv: "yes" }, /'use_quant_conv' must be true or false, got "yes"/],
-    [{ layers_per_block: 1.5 }, /'layers_per_block' must be a positive integer, got 1.5/],
-    [{ sample_size: [64] }, /'sample_size' must be a positive integer or \[height, width\], got \[64\]/],
+    [{ down_block_types: ["AttnDownEncoderBlock2D"] }, /down_block_types\[0\]="AttnDownEncoderBlock2D" is not supported/],
+    [{ up_block_types: ["AttnUpDecoderBlock2D"] }, /up_block_types\[0\]="AttnUpDecoderBlock2D" is not supported/],
+    [{ block_out_channels: [32, 64] }, /down_block_types must be one entry per block_out_channels entry \(2\), got \["DownEncoderBlock2D"\]/],
+    [{ block_out_channels: [] }, /block_out_channels must be a non-empty list of positive integers, got \[\]/],
+    [{ block_out_channels: [48], norm_num_groups: 32 }, /norm_num_groups must be a divisor of every block_out_channels entry \(48 .*got 32/],
+    [{ _class_name: "AutoencoderTiny" }, /_class_name must be "AutoencoderKL", got "AutoencoderTiny"/],
+    [{ shift_factor: "0.1" }, /shift_factor must be a number or null, got "0.1"/],
+    [{ scaling_factor: null }, /scaling_factor must be a non-zero number, got null/],
+    [{ latents_mean: [0, 1] }, /latents_mean must be null or a list of 4 numbers .*got \[0,1\]/],
+    [{ use_quant_conv: "yes" }, /use_quant_conv must be true or false, got "yes"/],
+    [{ layers_per_block: 1.5 }, /layers_per_block must be a positive integer, got 1.5/],
+    [{ sample_size: [64] }, /sample_size must be a positive integer or \[height, width\], got \[64\]/],
   ];
   for (const [raw, message] of cases) {
     assert.throws(() => resolveAutoencoderKLConfig(raw), (error: Error) => error instanceof AutoencoderKLConfigError && message.test(error.message), JSON.stringify(raw));

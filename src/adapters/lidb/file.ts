@@ -30,11 +30,13 @@
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
+import { z } from "zod";
 import { loadSafetensors, noGrad, readSafetensorsHeader, saveSafetensors, tidy, type Tensor } from "../../engine/index.js";
 import { AUX_BASIS_VERSION, seedText } from "./aux-bases.js";
 import { checkDimensions, type LidbDimensions, type LidbSeed } from "./config.js";
 import { injectLidb, type LidbAdapters, type LidbFactors } from "./model.js";
 import { linearLayers, MODEL_COMPONENTS, componentModel, type AdaptedModels, type TargetShape } from "../targets.js";
+import { parseWithSchema } from "../../util/schema.js";
 
 export const LIDB_FORMAT = "lidb";
 export const LIDB_FORMAT_VERSION = 1;
@@ -154,6 +156,46 @@ export function saveLidbFile(path: string, adapters: LidbAdapters, options: Lidb
   }
 }
 
+/** A metadata entry every LiDB file has; `what` says in errors what it records. */
+const recorded = (what: string) => z.string({ error: what });
+/** A whole number written as decimal digits (the sizes, the resolution). */
+const countText = z.string({ error: "a positive integer" }).regex(/^[1-9]\d*$/).transform(Number);
+/** Something stored as text and decoded: a decoding error is an issue naming the entry and what it should be. */
+const decoded = <T>(expected: string, decode: (text: string) => T) => z.string({ error: expected }).transform((text, ctx): T => {
+  try {
+    return decode(text);
+  } catch {
+    ctx.addIssue({ code: "custom", input: text, message: expected });
+    return z.NEVER;
+  }
+});
+/** The target list: [name, out, in] per adapted layer, in factor order. */
+const targetRows = z.array(z.tuple([z.string().regex(/^(unet|text_encoder)\./), z.int().positive(), z.int().positive()]), {
+  error: "a non-empty list of [layer name, out, in]",
+}).min(1);
+const TARGETS_ENCODING = "a deflated, base64-encoded JSON list";
+
+/** The metadata of a LiDB file (see the top of this file), as its header stores it: strings. */
+const lidbMetadataSchema = z.object({
+  "lidb.a": countText,
+  "lidb.b": countText,
+  "lidb.rank": countText,
+  "lidb.seed": recorded("the seed of the aux bases"),
+  "lidb.basis": recorded("the aux bases' construction version"),
+  "lidb.basis_sha256": recorded("the aux bases' checksum"),
+  "lidb.targets": decoded(TARGETS_ENCODING, (text) => JSON.parse(inflateRawSync(Buffer.from(text, "base64")).toString("utf8")) as unknown).pipe(targetRows),
+  "base_model.id": recorded("the base model's id"),
+  "base_model.architecture": recorded("the base model's architecture"),
+  "base_model.targets_sha256": recorded("the hash of the target list"),
+  "base_model.prediction_type": z.string().optional(),
+  "base_model.resolution": countText.optional(),
+  "base_model.weights_sha256": z.string().optional(),
+  "identifier": z.string().optional(),
+  "training": decoded("a JSON summary of the training", (text) => JSON.parse(text) as Record<string, unknown>).optional(),
+  "created": z.string().optional(),
+  "software": z.string().optional(),
+});
+
 /** Reads and checks a LiDB file's header (no tensor data). */
 export function readLidbFileInfo(path: string): LidbFileInfo {
   const header = readSafetensorsHeader(path);
@@ -163,18 +205,9 @@ export function readLidbFileInfo(path: string): LidbFileInfo {
   }
   const version = Number(meta["hdb.format_version"]);
   if (version !== LIDB_FORMAT_VERSION) throw new Error(`${path}: LiDB format version ${meta["hdb.format_version"]} is not supported (this build reads version ${LIDB_FORMAT_VERSION})`);
-  const field = (key: string): string => {
-    const value = meta[key];
-    if (value === undefined) throw new Error(`${path}: the LiDB metadata lacks "${key}"`);
-    return value;
-  };
-  const integer = (key: string): number => {
-    const value = Number(field(key));
-    if (!Number.isInteger(value) || value < 1) throw new Error(`${path}: "${key}" must be a positive integer, got '${meta[key]}'`);
-    return value;
-  };
-  const dims = { a: integer("lidb.a"), b: integer("lidb.b"), rank: integer("lidb.rank") };
-  const targets = decodeTargets(field("lidb.targets"), path);
+  const m = parseWithSchema(lidbMetadataSchema, meta, { source: path, error: Error });
+  const dims = { a: m["lidb.a"], b: m["lidb.b"], rank: m["lidb.rank"] };
+  const targets = m["lidb.targets"].map(([name, outFeatures, inFeatures]) => ({ name, outFeatures, inFeatures }));
   const a = header.entries.get("lidb.a_train");
   const b = header.entries.get("lidb.b_train");
   const expectA = [targets.length, dims.a, dims.rank];
@@ -183,27 +216,19 @@ export function readLidbFileInfo(path: string): LidbFileInfo {
     throw new Error(`${path}: expected tensors lidb.a_train [${expectA.join(", ")}] and lidb.b_train [${expectB.join(", ")}] for ${targets.length} layers, found ${[...header.entries].map(([k, e]) => `${k} [${e.shape.join(", ")}]`).join(", ") || "none"}`);
   }
   if (a.dtype !== b.dtype || (a.dtype !== "float32" && a.dtype !== "float16")) throw new Error(`${path}: LiDB factors must be float32 or float16, got ${a.dtype} and ${b.dtype}`);
-  const storedTargetsHash = field("base_model.targets_sha256");
+  const storedTargetsHash = m["base_model.targets_sha256"];
   if (storedTargetsHash !== targetsHash(targets)) throw new Error(`${path}: the target list does not match its own hash (base_model.targets_sha256): the file is corrupt`);
-  let training: Record<string, unknown> | null = null;
-  if (meta["training"] !== undefined) {
-    try {
-      training = JSON.parse(meta["training"]) as Record<string, unknown>;
-    } catch {
-      throw new Error(`${path}: "training" metadata is not valid JSON`);
-    }
-  }
-  const resolution = meta["base_model.resolution"] === undefined ? undefined : Number(meta["base_model.resolution"]);
+  const resolution = m["base_model.resolution"];
+  const predictionType = m["base_model.prediction_type"];
   return {
-    formatVersion: version, dims, seed: seedText(field("lidb.seed")), basisVersion: field("lidb.basis"),
-    basisChecksum: field("lidb.basis_sha256"), targets,
+    formatVersion: version, dims, seed: seedText(m["lidb.seed"]), basisVersion: m["lidb.basis"], basisChecksum: m["lidb.basis_sha256"], targets,
     baseModel: {
-      id: field("base_model.id"), architecture: field("base_model.architecture"),
-      ...(meta["base_model.prediction_type"] === undefined ? {} : { predictionType: meta["base_model.prediction_type"] }),
+      id: m["base_model.id"], architecture: m["base_model.architecture"],
+      ...(predictionType === undefined ? {} : { predictionType }),
       ...(resolution === undefined ? {} : { resolution }),
-      targetsHash: storedTargetsHash, weightsHash: meta["base_model.weights_sha256"] ?? null,
+      targetsHash: storedTargetsHash, weightsHash: m["base_model.weights_sha256"] ?? null,
     },
-    identifier: meta["identifier"] ?? null, training, created: meta["created"] ?? null, software: meta["software"] ?? null,
+    identifier: m.identifier ?? null, training: m.training ?? null, created: m.created ?? null, software: m.software ?? null,
     dtype: a.dtype,
   };
 }
@@ -325,19 +350,6 @@ export function hashWeights(weights: readonly Tensor[]): string | null {
 function encodeTargets(targets: readonly TargetShape[]): string {
   const json = JSON.stringify(targets.map((t) => [t.name, t.outFeatures, t.inFeatures]));
   return deflateRawSync(Buffer.from(json, "utf8"), { level: 9 }).toString("base64");
-}
-
-function decodeTargets(encoded: string, path: string): TargetShape[] {
-  let rows: unknown;
-  try {
-    rows = JSON.parse(inflateRawSync(Buffer.from(encoded, "base64")).toString("utf8"));
-  } catch {
-    throw new Error(`${path}: "lidb.targets" is not a deflated, base64-encoded JSON list`);
-  }
-  const valid = Array.isArray(rows) && rows.every((row) => Array.isArray(row) && row.length === 3 && typeof row[0] === "string"
-    && /^(unet|text_encoder)\./.test(row[0]) && Number.isInteger(row[1]) && Number.isInteger(row[2]) && row[1] > 0 && row[2] > 0);
-  if (!valid || (rows as unknown[]).length === 0) throw new Error(`${path}: "lidb.targets" must be a non-empty list of [layer name, out, in]`);
-  return (rows as [string, number, number][]).map(([name, outFeatures, inFeatures]) => ({ name, outFeatures, inFeatures }));
 }
 
 function listSome(items: string[]): string {

@@ -19,7 +19,7 @@ import { noGrad, stack, tidy } from "../../engine/index.js";
 import { AdapterSet, attach, namedTargets } from "../adapter-set.js";
 import { selectAttentionTargets, type AdaptedModels, type LinearTarget } from "../targets.js";
 import { AUX_BASIS_VERSION, AuxBasisChecksum, buildAuxBases, seedText, uniformStream } from "./aux-bases.js";
-import { checkDimensions, LIDB_DEFAULTS, type LidbDimensions, type LidbOptions, type LidbSeed } from "./config.js";
+import { lidbDimensions, type LidbDimensions, type LidbOptions, type LidbSeed } from "./config.js";
 import { LidbLinear } from "./layer.js";
 
 /**
@@ -103,8 +103,7 @@ export class LidbAdapters extends AdapterSet<LidbLinear> {
  * starts at zero and B_train small random, so the models' outputs are unchanged until training.
  */
 export function injectLidb(models: AdaptedModels, options: LidbOptions = {}): LidbAdapters {
-  const dims: LidbDimensions = { a: options.a ?? LIDB_DEFAULTS.a, b: options.b ?? LIDB_DEFAULTS.b, rank: options.rank ?? LIDB_DEFAULTS.rank };
-  checkDimensions(dims);
+  const dims = lidbDimensions({ a: options.a, b: options.b, rank: options.rank });
   const seed = seedText(options.seed ?? 0);
   const name = options.name ?? "lidb";
   const targets = options.layers ? namedTargets(models, options.layers) : selectAttentionTargets(models, options.targets);

@@ -34,7 +34,7 @@ export class LoraAdapters extends AdapterSet<LoraLinear> {
 /** Puts a fresh LoRA (peft's init: lora_A kaiming-uniform, lora_B zero) on every selected attention projection. */
 export function injectLora(models: AdaptedModels, options: LoraOptions = {}): LoraAdapters {
   const rank = options.rank ?? 4;
-  checkDimensions({ rank });
+  checkDimensions({ rank }, "LoRA");
   const name = options.name ?? "lora";
   const targets = options.layers ? namedTargets(models, options.layers) : selectAttentionTargets(models, options.targets);
   if (targets.length === 0) throw new Error("injectLora: no target layers (give a UNet and/or text encoder, and check the target selection)");

@@ -9,6 +9,8 @@
  * (scaled-linear betas 0.00085 → 0.012 over 1,000 steps) and the folder layout are SD1.5's, so everything
  * that runs on SD1.5 (pipeline, LiDB, LoRA export, diffusers itself) runs on this model unchanged.
  */
+import { z } from "zod";
+import { nonNegativeInt, parseWithSchema, positiveInt, probability } from "../../util/schema.js";
 
 /** diffusers' AutoencoderKL config (config.json keys). `scaling_factor` is measured after training. */
 export const MINIWORLD_VAE_CONFIG = {
@@ -65,82 +67,73 @@ export const MINIWORLD_NOISE_SCHEDULE = {
 } as const;
 
 /** Which training images a stage draws: as the data falls, or every hair colour equally often (dataset.ts). */
-export type ImageSampling = "uniform" | "hair-colour-balanced";
+const imageSampling = z.enum(["uniform", "hair-colour-balanced"], { error: "\"uniform\" or \"hair-colour-balanced\"" });
+export type ImageSampling = z.output<typeof imageSampling>;
 
-/** The training recipe: every number that decides the result, in one object (recorded in build.json). */
-export interface BaseModelRecipe {
-  seed: number;
+const learningRate = (fallback: number) => z.number({ error: "a learning rate > 0" }).positive().default(fallback);
+const warmupSteps = (fallback: number) => nonNegativeInt().default(fallback);
+/** A later diffusion phase: constant rate after a short warmup, min-SNR-γ (Hang et al. 2023) or its truncated form. */
+const diffusionPhase = (steps: number) => z.object({
+  steps: positiveInt().default(steps),
+  learningRate: learningRate(3e-4),
+  warmupSteps: warmupSteps(50),
+  snrGamma: z.number({ error: "a number > 0" }).positive().default(5),
+}).prefault({});
+
+/**
+ * The training recipe: every number that decides the result, in one object (recorded in build.json, and
+ * compared as JSON on resume: the keys keep this order). Its defaults are the bundled model's.
+ */
+const baseModelRecipeSchema = z.object({
+  seed: nonNegativeInt().default(0),
   /** Rendered training images (pretraining identities), each with a caption and a short "a face, <style>" caption. */
-  datasetSize: number;
+  datasetSize: positiveInt().default(24_000),
   /**
    * `decoderSteps`: the decoder's fine-tuning with the encoder frozen (train-decoder.ts), same batch and rate;
    * `decoderSampling`: which images it sees (all hair colours equally often, or as the data falls).
    */
-  vae: { steps: number; batchSize: number; learningRate: number; warmupSteps: number; klWeight: number; decoderSteps: number; decoderSampling: ImageSampling };
-  diffusion: {
-    steps: number;
-    batchSize: number;
-    learningRate: number;
-    warmupSteps: number;
+  vae: z.object({
+    steps: positiveInt().default(1_000),
+    batchSize: positiveInt().default(16),
+    learningRate: learningRate(5e-4),
+    warmupSteps: warmupSteps(50),
+    /** The KL term's weight beside L1 + L2 (SD's VAE keeps it tiny: the latents stay close to deterministic). */
+    klWeight: z.number({ error: "a number ≥ 0" }).nonnegative().default(1e-6),
+    decoderSteps: positiveInt().default(2_400),
+    decoderSampling: imageSampling.default("hair-colour-balanced"),
+  }).prefault({}),
+  diffusion: z.object({
+    steps: positiveInt().default(2_500),
+    batchSize: positiveInt().default(32),
+    learningRate: learningRate(5e-4),
+    warmupSteps: warmupSteps(150),
     /** Fraction of captions replaced by "" (classifier-free guidance, Ho & Salimans 2022). */
-    emptyCaptionRate: number;
+    emptyCaptionRate: probability().default(0.1),
     /** Fraction of captions replaced by the short form "a face <style phrases>" (the prompts users write). */
-    shortCaptionRate: number;
-    emaDecay: number;
-    maxGradNorm: number;
-  };
+    shortCaptionRate: probability().default(0.1),
+    emaDecay: probability().default(0.999),
+    maxGradNorm: z.number({ error: "a number ≥ 0" }).nonnegative().default(1.0),
+  }).prefault({}),
   /** Phase 2 of the diffusion training (train-diffusion.ts): constant rate, min-SNR-γ, posterior means. */
-  continuation: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
+  continuation: diffusionPhase(3_000),
   /**
    * Phase 3 (train-diffusion.ts): as phase 2, but the high-noise steps, where the caption decides hair colour
    * and scene, weigh as much as the rest (truncated-SNR weights capped at γ).
    */
-  conditioning: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
+  conditioning: diffusionPhase(12_000),
   /**
    * Phase 4 (train-diffusion.ts): as phase 3, but every hair colour is drawn equally often, so the rare colours
    * (pink, green, purple, blue, white: 3 % of the images each) are learned as well as the common ones.
    */
-  colourBalance: { steps: number; learningRate: number; warmupSteps: number; snrGamma: number };
-  checkpointEvery: number;
-}
-
-export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze<BaseModelRecipe>({
-  seed: 0,
-  datasetSize: 24_000,
-  vae: { steps: 1_000, batchSize: 16, learningRate: 5e-4, warmupSteps: 50, klWeight: 1e-6, decoderSteps: 2_400, decoderSampling: "hair-colour-balanced" },
-  diffusion: {
-    steps: 2_500, batchSize: 32, learningRate: 5e-4, warmupSteps: 150, emptyCaptionRate: 0.1, shortCaptionRate: 0.1,
-    emaDecay: 0.999, maxGradNorm: 1.0,
-  },
-  continuation: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
-  conditioning: { steps: 12_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
-  colourBalance: { steps: 3_000, learningRate: 3e-4, warmupSteps: 50, snrGamma: 5 },
-  checkpointEvery: 250,
+  colourBalance: diffusionPhase(3_000),
+  checkpointEvery: positiveInt().default(250),
 });
 
-/** A recipe with some numbers changed (tests train for a few steps on a few hundred images). */
-export function baseModelRecipe(overrides: {
-  seed?: number; datasetSize?: number; checkpointEvery?: number;
-  vae?: Partial<BaseModelRecipe["vae"]>; diffusion?: Partial<BaseModelRecipe["diffusion"]>; continuation?: Partial<BaseModelRecipe["continuation"]>;
-  conditioning?: Partial<BaseModelRecipe["conditioning"]>; colourBalance?: Partial<BaseModelRecipe["colourBalance"]>;
-} = {}): BaseModelRecipe {
-  const d = DEFAULT_BASE_MODEL_RECIPE;
-  const recipe: BaseModelRecipe = {
-    seed: overrides.seed ?? d.seed,
-    datasetSize: overrides.datasetSize ?? d.datasetSize,
-    vae: { ...d.vae, ...overrides.vae },
-    diffusion: { ...d.diffusion, ...overrides.diffusion },
-    continuation: { ...d.continuation, ...overrides.continuation },
-    conditioning: { ...d.conditioning, ...overrides.conditioning },
-    colourBalance: { ...d.colourBalance, ...overrides.colourBalance },
-    checkpointEvery: overrides.checkpointEvery ?? d.checkpointEvery,
-  };
-  for (const [name, value] of [["datasetSize", recipe.datasetSize], ["vae.steps", recipe.vae.steps], ["vae.batchSize", recipe.vae.batchSize], ["vae.decoderSteps", recipe.vae.decoderSteps],
-    ["diffusion.steps", recipe.diffusion.steps], ["continuation.steps", recipe.continuation.steps], ["conditioning.steps", recipe.conditioning.steps], ["colourBalance.steps", recipe.colourBalance.steps], ["diffusion.batchSize", recipe.diffusion.batchSize], ["checkpointEvery", recipe.checkpointEvery]] as const) {
-    if (!Number.isInteger(value) || value < 1) throw new Error(`base model recipe: ${name} must be a positive integer, got ${value}`);
-  }
-  if (recipe.vae.decoderSampling !== "uniform" && recipe.vae.decoderSampling !== "hair-colour-balanced") {
-    throw new Error(`base model recipe: vae.decoderSampling must be "uniform" or "hair-colour-balanced", got ${JSON.stringify(recipe.vae.decoderSampling)}`);
-  }
-  return recipe;
+export type BaseModelRecipe = z.output<typeof baseModelRecipeSchema>;
+
+/** A recipe with some numbers changed (tests train for a few steps on a few hundred images); the rest default. */
+export function baseModelRecipe(overrides: z.input<typeof baseModelRecipeSchema> = {}): BaseModelRecipe {
+  return parseWithSchema(baseModelRecipeSchema, overrides, { source: "base model recipe", error: Error });
 }
+
+export const DEFAULT_BASE_MODEL_RECIPE: Readonly<BaseModelRecipe> = Object.freeze(baseModelRecipe());

@@ -19,6 +19,7 @@
  * through `unet.backward(loss)`, which recomputes the blocks one at a time. Without checkpointing,
  * `unet.backward(loss)` is plain `loss.backward()`, so training code can always call it.
  */
+import { join } from "node:path";
 import { isGradEnabled, tensor, tidy, type DType, type Device, type Tensor } from "../../engine/index.js";
 import { Conv2d, GroupNorm, Module, ModuleList } from "../../engine/nn/index.js";
 import { CheckpointTape } from "../blocks/checkpointing.js";
@@ -138,7 +139,8 @@ export class UNet2DConditionModel extends Module {
    * shards), as diffusers' `UNet2DConditionModel.from_pretrained(dir)`.
    */
   static fromPretrained(dir: string, options: FromPretrainedOptions = {}): UNet2DConditionModel {
-    const model = new UNet2DConditionModel(readComponentConfig(dir), { ...(options.dtype ? { dtype: options.dtype } : {}), ...(options.device ? { device: options.device } : {}) });
+    const config = resolveUNet2DConditionConfig(readComponentConfig(dir), join(dir, "config.json"));
+    const model = new UNet2DConditionModel(config, { ...(options.dtype ? { dtype: options.dtype } : {}), ...(options.device ? { device: options.device } : {}) });
     try {
       loadPretrainedWeights(model, dir, { ...(options.variant === undefined ? {} : { variant: options.variant }) });
     } catch (error) {

@@ -12,6 +12,7 @@
  *
  * Not ported: tiled encoding/decoding, gradient checkpointing, fused QKV projections.
  */
+import { join } from "node:path";
 import { cat, readSafetensorsHeader, tidy, type Device, type DType, type Generator, type Tensor } from "../../engine/index.js";
 import { Conv2d, Module } from "../../engine/nn/index.js";
 import {
@@ -88,7 +89,7 @@ export class AutoencoderKL extends Module {
    * attention names of diffusers < 0.14 (query, key, value, proj_attn) are renamed on load, as diffusers does.
    */
   static fromPretrained(dir: string, options: AutoencoderKLFromPretrainedOptions = {}): AutoencoderKL {
-    const model = new AutoencoderKL(readComponentConfig(dir));
+    const model = new AutoencoderKL(resolveAutoencoderKLConfig(readComponentConfig(dir), join(dir, "config.json")));
     try {
       model.loadPretrained(dir, options);
     } catch (error) {
