@@ -41,36 +41,18 @@ export interface IdentitySamples {
   promptRows: number[];
 }
 
-export class IdentityRun extends TrainingJob {
+/**
+ * An identity's photos as training draws them: their VAE posteriors (computed once), or their pixels when
+ * augmentation changes them every step. Used by DreamBooth's identities and by the hypernetwork's training.
+ */
+export class IdentityPhotos {
   /** The photos' posteriors (no augmentation) or pixels (augmentation). */
   readonly #instancePosterior: Tensor | null;
   readonly #instancePixels: Tensor | null;
   readonly #imageCount: number;
 
-  private constructor(
-    readonly spec: IdentitySpec,
-    /** The trainable factors by name (leaves that require grad), in the adapters' order. */
-    readonly factors: Map<string, Tensor>,
-    readonly optimizer: AdamW,
-    config: TrainingConfig,
-    pixels: Tensor,
-    shared: SharedData,
-  ) {
-    super({
-      name: spec.id, dir: path.join(config.outputDir, "checkpoints", spec.id), steps: config.maxTrainSteps, seed: identitySeed(config.seed, spec),
-      settings: runFingerprint(config),
-      tensors: () => new Map([...factors].map(([name, value]) => [`factors.${name}`, value])),
-      load: (tensors) => {
-        for (const [name, leaf] of factors) {
-          const saved = tensors.get(`factors.${name}`);
-          if (!saved) throw new Error(`the checkpoint of ${spec.id} has no factor '${name}'`);
-          leaf.copy_(saved);
-        }
-      },
-      parameters: [...factors.values()], optimizer,
-      scheduler: getScheduler(config.lrScheduler, optimizer, { warmupSteps: config.lrWarmupSteps, totalSteps: config.maxTrainSteps }),
-      maxGradNorm: config.maxGradNorm,
-    });
+  /** `pixels` (N, 3, H, W) in [-1, 1]; the caller keeps them. */
+  constructor(pixels: Tensor, shared: SharedData) {
     this.#imageCount = pixels.size(0);
     if (shared.augmentation) {
       this.#instancePixels = keep(pixels.clone());
@@ -81,25 +63,11 @@ export class IdentityRun extends TrainingJob {
     }
   }
 
-  /** A new identity run with its own copy of the initial factors (which the caller keeps). */
-  static create(spec: IdentitySpec, config: TrainingConfig, initialFactors: Map<string, Tensor>, pixels: Tensor, shared: SharedData): IdentityRun {
-    const factors = new Map([...initialFactors].map(([name, value]) => [name, keep(noGrad(() => tidy(() => value.detach().clone()))).requiresGrad_(true)]));
-    const optimizer = new AdamW([...factors.values()], {
-      lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], weightDecay: config.adamWeightDecay, eps: config.adamEpsilon,
-    });
-    return new IdentityRun(spec, factors, optimizer, config, pixels, shared);
-  }
-
-  get seed(): number {
-    return this.options.seed;
-  }
-
   /**
-   * Draws this identity's samples for one micro-step from its generator, in a fixed order: photo indices,
-   * class indices, augmentation uniforms, posterior sample, noise, timesteps (uniform in [0, T)). Another
-   * generator may be given for draws outside training (a fixed evaluation set).
+   * Draws the identity's samples for one micro-step from `generator`, in a fixed order: photo indices, class
+   * indices, augmentation uniforms, posterior sample, noise, timesteps (uniform in [0, T)).
    */
-  draw(shared: SharedData, withPriorPreservation: boolean, generator: Generator = this.generator): IdentitySamples {
+  draw(shared: SharedData, withPriorPreservation: boolean, generator: Generator): IdentitySamples {
     return noGrad(() => tidy(() => {
       const g = generator;
       const b = shared.batchSize;
@@ -126,11 +94,65 @@ export class IdentityRun extends TrainingJob {
     }));
   }
 
+  dispose(): void {
+    this.#instancePosterior?.dispose();
+    this.#instancePixels?.dispose();
+  }
+}
+
+export class IdentityRun extends TrainingJob {
+  /** The identity's photos, ready to draw samples from. */
+  readonly photos: IdentityPhotos;
+
+  private constructor(
+    readonly spec: IdentitySpec,
+    /** The trainable factors by name (leaves that require grad), in the adapters' order. */
+    readonly factors: Map<string, Tensor>,
+    readonly optimizer: AdamW,
+    config: TrainingConfig,
+    pixels: Tensor,
+    shared: SharedData,
+  ) {
+    super({
+      name: spec.id, dir: path.join(config.outputDir, "checkpoints", spec.id), steps: config.maxTrainSteps, seed: identitySeed(config.seed, spec),
+      settings: runFingerprint(config),
+      tensors: () => new Map([...factors].map(([name, value]) => [`factors.${name}`, value])),
+      load: (tensors) => {
+        for (const [name, leaf] of factors) {
+          const saved = tensors.get(`factors.${name}`);
+          if (!saved) throw new Error(`the checkpoint of ${spec.id} has no factor '${name}'`);
+          leaf.copy_(saved);
+        }
+      },
+      parameters: [...factors.values()], optimizer,
+      scheduler: getScheduler(config.lrScheduler, optimizer, { warmupSteps: config.lrWarmupSteps, totalSteps: config.maxTrainSteps }),
+      maxGradNorm: config.maxGradNorm,
+    });
+    this.photos = new IdentityPhotos(pixels, shared);
+  }
+
+  /** A new identity run with its own copy of the initial factors (which the caller keeps). */
+  static create(spec: IdentitySpec, config: TrainingConfig, initialFactors: Map<string, Tensor>, pixels: Tensor, shared: SharedData): IdentityRun {
+    const factors = new Map([...initialFactors].map(([name, value]) => [name, keep(noGrad(() => tidy(() => value.detach().clone()))).requiresGrad_(true)]));
+    const optimizer = new AdamW([...factors.values()], {
+      lr: config.learningRate, betas: [config.adamBeta1, config.adamBeta2], weightDecay: config.adamWeightDecay, eps: config.adamEpsilon,
+    });
+    return new IdentityRun(spec, factors, optimizer, config, pixels, shared);
+  }
+
+  get seed(): number {
+    return this.options.seed;
+  }
+
+  /** This identity's samples for one micro-step, from its generator (or `generator`): see IdentityPhotos.draw. */
+  draw(shared: SharedData, withPriorPreservation: boolean, generator: Generator = this.generator): IdentitySamples {
+    return this.photos.draw(shared, withPriorPreservation, generator);
+  }
+
   /** Frees the factors, optimiser state and cached images. */
   dispose(): void {
     for (const factor of this.factors.values()) factor.dispose();
     this.optimizer.dispose();
-    this.#instancePosterior?.dispose();
-    this.#instancePixels?.dispose();
+    this.photos.dispose();
   }
 }

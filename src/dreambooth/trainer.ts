@@ -106,9 +106,14 @@ export class DreamBoothTrainer {
     this.scaler = config.mixedPrecision === "fp16" ? new GradScaler() : null;
   }
 
-  /** Loads the pipeline, injects the adapters, prepares class images and the manifest (resuming if asked). */
-  static async open(config: TrainingConfig, hooks: TrainingHooks = {}): Promise<DreamBoothTrainer> {
-    const manifest = openManifest(config);
+  /**
+   * Loads the pipeline, injects the adapters, prepares class images and the manifest (resuming if asked).
+   * With `manifest: false` nothing is written to the output folder: the models, adapters and losses serve
+   * another trainer (the hypernetwork's), which keeps its own records.
+   */
+  static async open(config: TrainingConfig, hooks: TrainingHooks = {}, options: { manifest?: boolean } = {}): Promise<DreamBoothTrainer> {
+    const keepsManifest = options.manifest !== false;
+    const manifest = keepsManifest ? openManifest(config) : { format: MANIFEST_FORMAT, settings: runFingerprint(config), identities: [] };
     const pipeline = await StableDiffusionPipeline.fromPretrained(config.pretrainedModel, { device: config.device });
     const parts: { adapters?: TrainingAdapters; shared?: SharedData; ids?: Tensor; text?: Tensor | null; scheduler?: DDPMScheduler } = {};
     try {
@@ -143,7 +148,7 @@ export class DreamBoothTrainer {
       parts.ids = keep(tidy(() => tensor(BigInt64Array.from(inputIds.flat(), (v) => BigInt(v)), { shape: [2, inputIds[0]!.length] }).to(config.device)));
       parts.text = config.trainTextEncoder ? null : keep(noGrad(() => pipeline.textEncoder.encode(parts.ids!)));
       parts.adapters = attachAdapters(pipeline, config, parts.scheduler.config.prediction_type);
-      if (manifest.identities.length === 0) writeManifest(config.outputDir, manifest);
+      if (keepsManifest && manifest.identities.length === 0) writeManifest(config.outputDir, manifest);
       return new DreamBoothTrainer(config, resolution, pipeline, parts.adapters, parts.scheduler, parts.shared, parts.ids, parts.text, manifest, hooks);
     } catch (error) {
       parts.adapters?.dispose();

@@ -1,0 +1,177 @@
+/**
+ * Training the HyperNetwork, phase 1 (HyperDreamBooth §4.2), on the one training loop (src/training/loop.ts).
+ *
+ * Data: a weight set (src/miniworld/hypernetwork/weight-set.ts, or any DreamBooth run's folder): per identity
+ * one photo and its pre-optimised LiDB file, all in one LiDB space. The photos' encoder features are computed
+ * once (the encoder is frozen) and their VAE posteriors once (src/dreambooth/identity.ts: IdentityPhotos).
+ *
+ * Loss, per photo i of a batch, summed over the batch (as DreamBooth sums its identities' losses):
+ *
+ *     L_i = ‖ε − ε_θ(x_t, t, "a [V] face"; LiDB θ̂_i)‖²  +  β · ‖C(θ̂_i) − C(θ_i)‖² / ‖C(θ_i)‖²
+ *
+ * The first term is the DreamBooth loss with the predicted factors applied to sample i alone (the adapters'
+ * per-sample path, so no second implementation of LiDB); the paper's α is 1 here, since only β/α matters to
+ * Adam. The second compares predictions with the pre-optimised factors in a gauge-free space: C = A_train ·
+ * B_train per layer (a×b), which determines ΔW exactly because the aux bases are isometric
+ * (src/adapters/lidb/aux-bases.ts), while the raw factors are only defined up to A·c, B/c (prior-art mistake 3).
+ * It is relative (1 for a prediction of zero), so β is on the diffusion loss's scale. β = 0 trains on the
+ * diffusion loss alone and needs no pre-optimised set beyond the photos.
+ *
+ * Every draw (which photos, the posterior sample, noise, timesteps) comes from the job's per-step generator,
+ * so a resumed run continues bit for bit.
+ */
+import path from "node:path";
+import { backward, cat, keep, manualSeed, noGrad, randint, tensor, tidy, type Tensor } from "../engine/index.js";
+import { AdamW, cosineSchedule } from "../engine/optim/index.js";
+import { loadLidbFile, readLidbFileInfo } from "../adapters/lidb/file.js";
+import { resolveConfig, type TrainingConfigInput } from "../dreambooth/config.js";
+import { loadPixels } from "../dreambooth/data.js";
+import { IdentityPhotos } from "../dreambooth/identity.js";
+import { readManifest } from "../dreambooth/manifest.js";
+import { DreamBoothTrainer } from "../dreambooth/trainer.js";
+import { train, TrainingJob, type LoopHooks } from "../training/index.js";
+import { hyperNetworkConfig, type HyperNetworkConfigInput } from "./config.js";
+import { lidbSpaceOf, saveHyperNetwork } from "./file.js";
+import { HyperNetwork } from "./hypernetwork.js";
+
+/** Turns photos into encoder features: `files` → (N, T, hidden) float32 on the CPU. */
+export interface FeatureEncoder {
+  /** The id or folder recorded in the HyperNetwork's config. */
+  id: string;
+  hiddenSize: number;
+  encode(files: readonly string[]): Promise<Tensor>;
+}
+
+export interface HyperNetworkTrainingSettings {
+  steps: number;
+  /** Photos per step. */
+  batchSize: number;
+  learningRate: number;
+  weightDecay: number;
+  warmupSteps: number;
+  /** β, the weight of the gauge-free weight loss (0: diffusion loss only). */
+  weightLoss: number;
+  checkpointEvery: number;
+  seed: number;
+  /** Use only the first N identities of the weight set (default all). */
+  identities?: number;
+}
+
+export interface HyperNetworkTrainingOptions {
+  /** The weight set's DreamBooth folder: manifest.json and the LiDB files. */
+  weightSet: string;
+  outputDir: string;
+  encoder: FeatureEncoder;
+  /** Sizes and rounds of the decoder (the LiDB space and encoder come from the data). */
+  network?: Partial<HyperNetworkConfigInput>;
+  settings: HyperNetworkTrainingSettings;
+  hooks?: LoopHooks;
+}
+
+export interface HyperNetworkTrainingResult {
+  dir: string;
+  finished: boolean;
+  /** Per step: the summed loss over the batch's photos. */
+  losses: number[];
+  /** Per step: mean diffusion and weight losses per photo (the two terms, logged apart). */
+  terms: { diffusion: number; weight: number }[];
+  seconds: number;
+}
+
+export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): Promise<HyperNetworkTrainingResult> {
+  const { settings } = options;
+  const log = options.hooks?.log ?? (() => {});
+  const manifest = readManifest(options.weightSet);
+  if (!manifest) throw new Error(`${options.weightSet} holds no DreamBooth manifest.json: make the weight set first (hdb miniworld lidb-set)`);
+  const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length);
+  if (entries.length < settings.batchSize) throw new Error(`${options.weightSet}: ${entries.length} finished identities, fewer than the batch size ${settings.batchSize}`);
+  const info = readLidbFileInfo(path.join(options.weightSet, entries[0]!.file));
+  const space = lidbSpaceOf(info);
+
+  // The DreamBooth run's models, adapters (the weight set's LiDB space) and loss; nothing written to its folder.
+  const runSettings = manifest.settings as Partial<TrainingConfigInput>;
+  const config = resolveConfig({ ...runSettings, adapter: "lidb", outputDir: options.outputDir, identities: entries.map((e) => ({ id: e.id, images: e.images })) } as TrainingConfigInput);
+  if (config.lidbA !== space.a || config.lidbB !== space.b || config.rank !== space.rank || String(config.basisSeed) !== space.seed) {
+    throw new Error(`${options.weightSet}: the manifest's LiDB settings (a ${config.lidbA}, b ${config.lidbB}, rank ${config.rank}, basis seed ${config.basisSeed}) ` +
+      `differ from its files' (a ${space.a}, b ${space.b}, rank ${space.rank}, seed ${space.seed})`);
+  }
+  const session = await DreamBoothTrainer.open(config, { log }, { manifest: false });
+  const owned: { dispose(): void }[] = [session];
+  try {
+    log(`hypernetwork: ${entries.length} identities; encoding their photos`);
+    const features = keep(await options.encoder.encode(entries.map((e) => e.images[0]!)));
+    owned.push(features);
+    const photos = await Promise.all(entries.map(async (e) => {
+      const pixels = await loadPixels([e.images[0]!], session.resolution);
+      try {
+        return new IdentityPhotos(pixels, session.shared);
+      } finally {
+        pixels.dispose();
+      }
+    }));
+    owned.push(...photos);
+    // The targets as gauge-free cores C = A_train · B_train per layer: (N, L, a, b).
+    const cores = keep(tidy(() => cat(entries.map((e) => {
+      const { factors } = loadLidbFile(path.join(options.weightSet, e.file));
+      try {
+        return factors.aTrain.matmul(factors.bTrain).unsqueeze(0);
+      } finally {
+        factors.aTrain.dispose();
+        factors.bTrain.dispose();
+      }
+    }))));
+    owned.push(cores);
+
+    // The initial weights come from the default generator: seeded, so a run's start does not depend on what ran before.
+    manualSeed(settings.seed);
+    const network = new HyperNetwork(hyperNetworkConfig({
+      ...options.network, layers: space.targets.map((t) => t.name), lidb_a: space.a, lidb_b: space.b, lidb_rank: space.rank, lidb_seed: space.seed,
+      base_model: space.baseModel.id, encoder: options.encoder.id, encoder_hidden_size: options.encoder.hiddenSize,
+    }));
+    owned.push(network);
+    network.train();
+    const parameters = network.parameters();
+    const optimizer = new AdamW(parameters, { lr: settings.learningRate, weightDecay: settings.weightDecay });
+    owned.push(optimizer);
+    const terms: { diffusion: number; weight: number }[] = [];
+    const job = new TrainingJob({
+      name: "hypernetwork", dir: path.join(options.outputDir, "checkpoints"), steps: settings.steps, seed: settings.seed,
+      settings: { ...settings, network: network.config, weightSet: path.basename(path.resolve(options.weightSet)), identities: entries.length },
+      tensors: () => network.stateDict(), load: (tensors) => void network.loadStateDict(tensors),
+      parameters, optimizer, scheduler: cosineSchedule(optimizer, { warmupSteps: settings.warmupSteps, totalSteps: settings.steps }), maxGradNorm: 1,
+    });
+    const { stopped } = await train({
+      label: "hypernetwork", jobs: [job], checkpointEvery: settings.checkpointEvery, logFile: path.join(options.outputDir, "train-log.jsonl"),
+      step: () => {
+        const g = job.generator;
+        const rows = tidy(() => Array.from(randint(0, entries.length, [settings.batchSize], { generator: g }).data() as BigInt64Array, Number));
+        const samples = rows.map((row) => photos[row]!.draw(session.shared, false, g));
+        return [tidy(() => {
+          const index = tensor(BigInt64Array.from(rows, BigInt), { dtype: "int64" });
+          const theta = network.forward(features.indexSelect(0, index).to(config.device));
+          const { aTrain, bTrain } = network.split(theta);
+          const target = cores.indexSelect(0, index).to(config.device);
+          // Σ_i ‖C_i − C̃_i‖² / ‖C̃_i‖²: per photo, relative to its own target.
+          const weightLosses = aTrain.matmul(bTrain).sub(target).square().sum([1, 2, 3]).div(target.square().sum([1, 2, 3]));
+          const weightLoss = noGrad(() => weightLosses.mean().item());
+          if (settings.weightLoss > 0) backward([weightLosses.sum().mul(settings.weightLoss)], undefined, { retainGraph: true });
+          const factors = rows.map((_, i) => new Map([["a_train", aTrain.select(0, i)], ["b_train", bTrain.select(0, i)]]));
+          const diffusion = session.batchLosses(factors, samples, true);
+          const diffusionLoss = diffusion.reduce((a, b) => a + b, 0) / diffusion.length;
+          terms.push({ diffusion: diffusionLoss, weight: weightLoss });
+          return rows.length * (diffusionLoss + settings.weightLoss * weightLoss);
+        })];
+      },
+      finish: () => {
+        saveHyperNetwork(path.join(options.outputDir, "hypernetwork"), network, space, {
+          training: { ...settings, weightSet: path.resolve(options.weightSet), finalLoss: job.recentLoss(50), trainingSeconds: job.seconds },
+        });
+        log(`hypernetwork: saved to ${path.join(options.outputDir, "hypernetwork")}`);
+      },
+      hooks: options.hooks ?? {},
+    });
+    return { dir: path.join(options.outputDir, "hypernetwork"), finished: !stopped, losses: job.losses, terms, seconds: job.seconds };
+  } finally {
+    for (const item of owned.reverse()) item.dispose();
+  }
+}
