@@ -215,9 +215,10 @@ test("download selection: only what loading needs, for the chosen variant", () =
   // A repository that only has pickle weights for a component: the selection says what is missing.
   const pickleOnly = SD15_REPO.filter((file) => !(file.startsWith("vae/") && file.endsWith(".safetensors")));
   assert.deepEqual(selectPipelineFiles(pickleOnly, SD15_INDEX).missing, ["vae/diffusion_pytorch_model.safetensors or vae/model.safetensors (or sharded weights with a .safetensors.index.json)"]);
-  // A single-model repository (no model_index.json): config, weights, and tokenizer files when present.
+  // A single-model repository (no model_index.json): config, weights, and tokenizer files and the image
+  // processor's preprocessor_config.json when present.
   const clip = ["config.json", "model.safetensors", "pytorch_model.bin", "tf_model.h5", "vocab.json", "merges.txt", "tokenizer.json", "preprocessor_config.json"];
-  assert.deepEqual(selectPipelineFiles(clip, undefined).files, ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json"]);
+  assert.deepEqual(selectPipelineFiles(clip, undefined).files, ["config.json", "model.safetensors", "vocab.json", "merges.txt", "tokenizer.json", "preprocessor_config.json"]);
 });
 
 /**

@@ -108,6 +108,24 @@ export class CLIPTextEmbeddings extends Module {
   }
 }
 
+/**
+ * What CLIP's transformer layers read from a tower's config: CLIPTextConfig and CLIPVisionConfig both have these
+ * fields, so the text and vision towers share CLIPAttention, CLIPMLP, CLIPEncoderLayer and CLIPEncoder, as
+ * transformers' modeling_clip.py does.
+ */
+export type CLIPEncoderConfig = Pick<
+  CLIPTextConfig,
+  "hidden_size" | "intermediate_size" | "num_hidden_layers" | "num_attention_heads" | "hidden_act" | "layer_norm_eps" | "attention_dropout"
+>;
+
+/**
+ * Whether a layer's attention is causal: the text tower's is (true, the default), the vision tower's is not
+ * (transformers' CLIPAttention has is_causal = False and the text model passes a causal mask).
+ */
+export interface CLIPLayerOptions {
+  causal?: boolean;
+}
+
 /** Multi-head self-attention through ATen's scaled_dot_product_attention (transformers' "sdpa" path). */
 export class CLIPAttention extends Module {
   readonly kProj: Linear;
@@ -118,10 +136,12 @@ export class CLIPAttention extends Module {
   /** head_dim ** -0.5, as transformers computes it (correctly rounded; see inverseSqrt). */
   readonly scale: number;
   readonly dropout: number;
+  readonly causal: boolean;
 
-  constructor(config: CLIPTextConfig, placement: ModelPlacement = {}) {
+  constructor(config: CLIPEncoderConfig, placement: ModelPlacement = {}, options: CLIPLayerOptions = {}) {
     super();
     const dim = config.hidden_size;
+    this.causal = options.causal ?? true;
     this.headDim = Math.floor(dim / config.num_attention_heads);
     this.scale = inverseSqrt(this.headDim);
     this.dropout = config.attention_dropout;
@@ -135,7 +155,8 @@ export class CLIPAttention extends Module {
   /**
    * [B, T, D] → [B, T, D]. `mask` is the combined causal-and-padding boolean mask [B, 1, T, T] (true = attend),
    * or null when no token is padded: then the attention is causal through SDPA's `is_causal`, as transformers
-   * does when it can skip building the mask.
+   * does when it can skip building the mask. A non-causal layer (the vision tower) with a null mask attends to
+   * every position.
    */
   forward(hiddenStates: Tensor, mask: Tensor | null): Tensor {
     const [batch, time] = hiddenStates.shape as [number, number, number];
@@ -151,7 +172,7 @@ export class CLIPAttention extends Module {
     using attended = scaledDotProductAttention(q, k, v, {
       attnMask: mask,
       dropoutP: this.training ? this.dropout : 0.0,
-      isCausal: time > 1 && mask === null,
+      isCausal: this.causal && time > 1 && mask === null,
       scale: this.scale,
     });
     using transposed = attended.transpose(1, 2);
@@ -167,7 +188,7 @@ export class CLIPMLP extends Module {
   readonly fc2: Linear;
   readonly activation: (x: Tensor) => Tensor;
 
-  constructor(config: CLIPTextConfig, placement: ModelPlacement = {}) {
+  constructor(config: CLIPEncoderConfig, placement: ModelPlacement = {}) {
     super();
     this.activation = clipActivation(config.hidden_act);
     this.fc1 = this.registerModule("fc1", new Linear(config.hidden_size, config.intermediate_size, placement));
@@ -188,10 +209,10 @@ export class CLIPEncoderLayer extends Module {
   readonly mlp: CLIPMLP;
   readonly layerNorm2: LayerNorm;
 
-  constructor(config: CLIPTextConfig, placement: ModelPlacement = {}) {
+  constructor(config: CLIPEncoderConfig, placement: ModelPlacement = {}, options: CLIPLayerOptions = {}) {
     super();
     const normOptions = { eps: config.layer_norm_eps, ...placement };
-    this.selfAttn = this.registerModule("self_attn", new CLIPAttention(config, placement));
+    this.selfAttn = this.registerModule("self_attn", new CLIPAttention(config, placement, options));
     this.layerNorm1 = this.registerModule("layer_norm1", new LayerNorm(config.hidden_size, normOptions));
     this.mlp = this.registerModule("mlp", new CLIPMLP(config, placement));
     this.layerNorm2 = this.registerModule("layer_norm2", new LayerNorm(config.hidden_size, normOptions));
@@ -211,9 +232,9 @@ export class CLIPEncoderLayer extends Module {
 export class CLIPEncoder extends Module {
   readonly layers: ModuleList<CLIPEncoderLayer>;
 
-  constructor(config: CLIPTextConfig, placement: ModelPlacement = {}) {
+  constructor(config: CLIPEncoderConfig, placement: ModelPlacement = {}, options: CLIPLayerOptions = {}) {
     super();
-    const layers = Array.from({ length: config.num_hidden_layers }, () => new CLIPEncoderLayer(config, placement));
+    const layers = Array.from({ length: config.num_hidden_layers }, () => new CLIPEncoderLayer(config, placement, options));
     this.layers = this.registerModule("layers", new ModuleList(layers));
   }
 

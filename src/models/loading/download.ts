@@ -63,6 +63,8 @@ export interface DownloadOptions {
   variant?: string;
   /** The hub cache to write into (hubCacheDir() by default, chosen by the caller). */
   cacheDir: string;
+  /** Fetch only the component in this folder of the repository ("image_encoder"), as resolve.ts's subfolder. */
+  subfolder?: string;
   client?: HubClient;
 }
 
@@ -86,13 +88,17 @@ export async function downloadPipeline(repoId: string, options: DownloadOptions)
   const available = await client.listFiles(repoId, commit);
   const fetch = (path: string): Promise<string> => client.downloadFile(repoId, path, commit, options.cacheDir);
   let modelIndex;
-  if (available.includes("model_index.json")) {
+  if (options.subfolder !== undefined) {
+    // One component: model_index.json (if any) does not decide what it needs.
+  } else if (available.includes("model_index.json")) {
     const local = await fetch("model_index.json");
     modelIndex = parseModelIndex(readJsonObject(local, "pipeline index"), `${repoId}@${commit}`);
   } else if (!available.includes("config.json")) {
     throw new ModelLoadingError(`${repoId}@${revision} is neither a diffusers pipeline (no model_index.json) nor a model (no config.json); it has ${available.length} files`);
   }
-  const selection = selectPipelineFiles(available, modelIndex, options.variant === undefined ? {} : { variant: options.variant });
+  const selection = selectPipelineFiles(available, modelIndex, {
+    ...(options.variant === undefined ? {} : { variant: options.variant }), ...(options.subfolder === undefined ? {} : { subfolder: options.subfolder }),
+  });
   if (selection.missing.length > 0) {
     throw new ModelLoadingError(`${repoId}@${revision} (commit ${commit}) lacks files needed for loading: ${selection.missing.join("; ")}`);
   }

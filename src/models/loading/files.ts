@@ -17,6 +17,9 @@ import { readJsonObject } from "./config.js";
 import type { ComponentKind, ModelIndex } from "./model-index.js";
 import { addVariant, weightFileCandidates } from "./weights.js";
 
+/** An image processor's settings (transformers' preprocessor_config.json): fetched with a model when present. */
+export const PREPROCESSOR_CONFIG = "preprocessor_config.json";
+
 /** Tokenizer files worth having; either vocab.json + merges.txt or tokenizer.json is required. */
 export const TOKENIZER_FILES = ["vocab.json", "merges.txt", "special_tokens_map.json", "tokenizer_config.json", "tokenizer.json", "added_tokens.json"];
 
@@ -28,15 +31,21 @@ export interface FileSelection {
 }
 
 /**
- * The files to fetch for a pipeline (`modelIndex` given) or for a single component at the repository root
- * (`modelIndex` undefined: config.json, weights, and tokenizer files if any), from `available` paths.
+ * The files to fetch for a pipeline (`modelIndex` given) or for a single component at the repository root, or in
+ * `subfolder` (config.json, weights, and the tokenizer files and preprocessor_config.json if any), from
+ * `available` paths. A subfolder holding only preprocessor_config.json (a pipeline's feature_extractor/) needs
+ * nothing else.
  */
-export function selectPipelineFiles(available: Iterable<string>, modelIndex: ModelIndex | undefined, options: { variant?: string } = {}): FileSelection {
+export function selectPipelineFiles(
+  available: Iterable<string>, modelIndex: ModelIndex | undefined, options: { variant?: string; subfolder?: string } = {},
+): FileSelection {
   const set = new Set(available);
-  if (modelIndex === undefined) {
-    const model = selectComponentFiles(set, "", "model", options.variant);
-    const tokenizer = TOKENIZER_FILES.filter((name) => set.has(name));
-    return { files: [...model.files, ...tokenizer], missing: model.missing };
+  if (modelIndex === undefined || options.subfolder !== undefined) {
+    const prefix = options.subfolder === undefined ? "" : `${options.subfolder.replace(/\/+$/, "")}/`;
+    const extras = [...TOKENIZER_FILES, PREPROCESSOR_CONFIG].filter((name) => set.has(prefix + name)).map((name) => prefix + name);
+    if (!set.has(`${prefix}config.json`) && set.has(prefix + PREPROCESSOR_CONFIG)) return { files: extras, missing: [] };
+    const model = selectComponentFiles(set, prefix, "model", options.variant);
+    return { files: [...model.files, ...extras], missing: model.missing };
   }
   const files = ["model_index.json"];
   const missing = set.has("model_index.json") ? [] : ["model_index.json"];

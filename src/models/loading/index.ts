@@ -13,7 +13,7 @@ export {
   type ComponentKind, type ModelIndex, type PipelineComponent,
 } from "./model-index.js";
 export {
-  listLocalFiles, missingLocalFiles, selectComponentFiles, selectPipelineFiles, selectWeightFiles, TOKENIZER_FILES,
+  listLocalFiles, missingLocalFiles, PREPROCESSOR_CONFIG, selectComponentFiles, selectPipelineFiles, selectWeightFiles, TOKENIZER_FILES,
   type FileSelection,
 } from "./files.js";
 export {
@@ -24,4 +24,4 @@ export {
   downloadPipeline, huggingFaceHubClient,
   type DownloadOptions, type DownloadResult, type HubClient, type HubClientOptions,
 } from "./download.js";
-export { resolvePretrained, type ResolvedModel, type ResolveOptions } from "./resolve.js";
+export { resolveComponentFolder, resolvePretrained, type ResolvedModel, type ResolveOptions } from "./resolve.js";

@@ -38,7 +38,7 @@ export const SUPPORTED_COMPONENT_CLASSES: Readonly<Record<string, Readonly<Recor
 export const IGNORED_COMPONENTS: Readonly<Record<string, string>> = {
   safety_checker: "the NSFW safety checker is not run",
   feature_extractor: "it only prepares images for the safety checker",
-  image_encoder: "IP-Adapter image encoders are not supported",
+  image_encoder: "txt2img does not use it (CLIPVisionModelWithProjection.fromPretrained(path, { subfolder: \"image_encoder\" }) loads it)",
 };
 
 export interface PipelineComponent {

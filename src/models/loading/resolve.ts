@@ -8,13 +8,17 @@
  *     branch, tag or commit hash), if that snapshot holds every file loading needs;
  *  3. otherwise, when `allowDownload` is set and HF_HUB_OFFLINE is not, the needed files are downloaded into
  *     the cache (download.ts); else one error listing the missing files and every place looked.
+ *
+ * With `subfolder` (transformers' `from_pretrained(..., subfolder=...)`), the folder or repository holds the
+ * component one level down ("image_encoder" of a diffusers pipeline, "models/image_encoder" of h94/IP-Adapter):
+ * that folder is inspected, and only its files are needed or downloaded.
  */
 import { existsSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { isAbsolute, join, resolve } from "node:path";
 import { describeFolder, isDirectory, isFile } from "./config.js";
 import { downloadPipeline, type HubClient } from "./download.js";
 import { ModelLoadingError } from "./errors.js";
-import { missingLocalFiles, TOKENIZER_FILES } from "./files.js";
+import { missingLocalFiles, PREPROCESSOR_CONFIG, TOKENIZER_FILES } from "./files.js";
 import { cachedRepoOf, findSnapshot, hubCacheDir, hubOffline, isRepoId, repoFolderName, type Environment } from "./hub-cache.js";
 import { readModelIndex, type ModelIndex } from "./model-index.js";
 
@@ -31,6 +35,8 @@ export interface ResolveOptions {
   env?: Environment;
   /** The hub client for downloads (huggingFaceHubClient() by default). */
   client?: HubClient;
+  /** The component's folder inside the folder or repository ("image_encoder"); see the file comment. */
+  subfolder?: string;
 }
 
 export interface ResolvedModel {
@@ -47,6 +53,7 @@ export interface ResolvedModel {
 
 /** Resolves `idOrPath` to a local folder; see the file comment for the order. */
 export async function resolvePretrained(idOrPath: string, options: ResolveOptions = {}): Promise<ResolvedModel> {
+  checkSubfolder(options.subfolder);
   const local = resolveLocal(idOrPath, options);
   if (local.resolved) return local.resolved;
   const looked = local.looked;
@@ -67,6 +74,7 @@ export async function resolvePretrained(idOrPath: string, options: ResolveOption
     try {
       downloaded = await downloadPipeline(idOrPath, {
         revision, cacheDir, ...(options.variant === undefined ? {} : { variant: options.variant }), ...(options.client ? { client: options.client } : {}),
+        ...(options.subfolder === undefined ? {} : { subfolder: options.subfolder }),
       });
     } catch (error) {
       if (error instanceof ModelLoadingError) throw error;
@@ -75,7 +83,7 @@ export async function resolvePretrained(idOrPath: string, options: ResolveOption
         { cause: error },
       );
     }
-    const after = inspectFolder(downloaded.path, options);
+    const after = inspectFolder(withSubfolder(downloaded.path, options), options);
     if (after.missing.length > 0) {
       throw new ModelLoadingError(`downloaded ${idOrPath}@${revision} into ${downloaded.path}, but it still lacks: ${after.missing.join("; ")}`);
     }
@@ -108,7 +116,10 @@ function resolveLocal(path: string, options: ResolveOptions): Attempt {
     if (attempt.resolved) return attempt;
     throw new ModelLoadingError(`${absolute} is a hub cache folder without a complete snapshot for revision ${options.revision ?? "main"}: ${[...attempt.looked, ...(attempt.missing ?? []).map((m) => `missing ${m}`)].join("; ")}`);
   }
-  const inspected = inspectFolder(absolute, options);
+  if (options.subfolder !== undefined && !isDirectory(withSubfolder(absolute, options))) {
+    throw new ModelLoadingError(`${absolute} has no subfolder "${options.subfolder}"; it holds: ${describeFolder(absolute)}`);
+  }
+  const inspected = inspectFolder(withSubfolder(absolute, options), options);
   if (inspected.missing.length > 0) {
     throw new ModelLoadingError(`${absolute} is incomplete: missing ${inspected.missing.join("; ")}`);
   }
@@ -120,11 +131,24 @@ function resolveLocal(path: string, options: ResolveOptions): Attempt {
 function fromSnapshot(repoFolder: string, repoId: string, revision: string, options: ResolveOptions): Attempt {
   const snapshot = findSnapshot(repoFolder, revision);
   if (snapshot.path === undefined) return { looked: snapshot.looked };
-  const { resolved, missing } = inspectFolder(snapshot.path, options, true);
+  const { resolved, missing } = inspectFolder(withSubfolder(snapshot.path, options), options, true);
   if (missing.length > 0) {
     return { looked: [...snapshot.looked, `${snapshot.path} (revision ${revision}: incomplete)`], missing };
   }
   return { resolved: { ...resolved, source: "cache", repoId, ...(snapshot.commit === undefined ? {} : { commit: snapshot.commit }) }, looked: snapshot.looked };
+}
+
+/** The folder a component lives in: `root`, or `root/<subfolder>`. */
+function withSubfolder(root: string, options: ResolveOptions): string {
+  return options.subfolder === undefined ? root : join(root, options.subfolder);
+}
+
+/** A subfolder must stay inside the folder or repository: relative, without "..". */
+function checkSubfolder(subfolder: string | undefined): void {
+  if (subfolder === undefined) return;
+  if (subfolder === "" || isAbsolute(subfolder) || subfolder.split(/[\\/]/).some((part) => part === ".." || part === "")) {
+    throw new ModelLoadingError(`subfolder must be a relative folder inside the model ("image_encoder"), got ${JSON.stringify(subfolder)}`);
+  }
 }
 
 /** What kind of folder `dir` is and what it lacks; `lenient`: a folder with nothing recognisable just lacks model_index.json. */
@@ -136,11 +160,32 @@ function inspectFolder(dir: string, options: ResolveOptions, lenient = false): {
   }
   const component: ResolvedModel = { path: dir, kind: "component", source: "local" };
   if (isFile(join(dir, "config.json"))) return { resolved: component, missing: missingLocalFiles(dir, undefined, variant) };
-  if (isFile(join(dir, "scheduler_config.json")) || TOKENIZER_FILES.some((name) => isFile(join(dir, name)))) {
+  const otherFiles = ["scheduler_config.json", PREPROCESSOR_CONFIG, ...TOKENIZER_FILES];
+  if (otherFiles.some((name) => isFile(join(dir, name)))) {
     return { resolved: component, missing: [] };
   }
-  if (lenient) return { resolved: component, missing: ["model_index.json (or config.json for a single model)"] };
+  if (lenient) {
+    const where = options.subfolder === undefined ? "" : `${options.subfolder}/`;
+    return { resolved: component, missing: [where === "" ? "model_index.json (or config.json for a single model)" : `${where}config.json (or ${where}${PREPROCESSOR_CONFIG})`] };
+  }
   throw new ModelLoadingError(
-    `${dir} is neither a diffusers pipeline (no model_index.json) nor a component folder (no config.json, scheduler_config.json or tokenizer files); it holds: ${describeFolder(dir)}`,
+    `${dir} is neither a diffusers pipeline (no model_index.json) nor a component folder (no config.json, scheduler_config.json, ${PREPROCESSOR_CONFIG} or tokenizer files); it holds: ${describeFolder(dir)}`,
   );
+}
+
+/**
+ * The folder of one model component named by a folder path or a repository id (with `subfolder` for one inside a
+ * pipeline or a repository), resolved as `resolvePretrained` resolves it: what transformers' model and image
+ * processor `from_pretrained(id_or_path, subfolder=...)` take. A diffusers pipeline root is refused with the
+ * subfolders it has; `what` names the component in that message ("CLIPVisionModel").
+ */
+export async function resolveComponentFolder(idOrPath: string, what: string, options: ResolveOptions = {}): Promise<string> {
+  const resolved = await resolvePretrained(idOrPath, options);
+  if (resolved.kind === "pipeline") {
+    const names = [...(resolved.modelIndex?.components ?? []).map((c) => c.name), ...(resolved.modelIndex?.skipped ?? []).map((s) => s.name)];
+    throw new ModelLoadingError(
+      `${resolved.path} is a diffusers pipeline, not a ${what} folder: pass the subfolder that holds it (subfolder: "image_encoder"); the pipeline has ${names.join(", ") || "no components"}`,
+    );
+  }
+  return resolved.path;
 }

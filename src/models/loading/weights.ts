@@ -85,7 +85,7 @@ export function findWeightFiles(componentDir: string, variant?: string): WeightF
   } else if (present.some((n) => n.endsWith(".bin") || n.endsWith(".bin.index.json"))) {
     hint = "; only pickle .bin weights are present, which are not read (they can run code): convert them to safetensors";
   } else if (variant === undefined) {
-    const variants = [...new Set(present.map((n) => /^(?:diffusion_pytorch_model|model)\.([^.]+)\.safetensors$/.exec(n)?.[1]).filter((v) => v))];
+    const variants = [...new Set(present.map((n) => /^(?:diffusion_pytorch_model|model)\.([^.]+?)(?:-\d{5}-of-\d{5})?\.safetensors$/.exec(n)?.[1]).filter((v) => v))];
     if (variants.length > 0) hint = `; there are variant weights: pass variant ${variants.map((v) => `"${v}"`).join(" or ")}`;
   }
   throw new ModelLoadingError(
