@@ -10,6 +10,7 @@ import { DEMO_SPEC, runDemo } from "./demo.js";
 import { ENGINE_CHECK_SPEC, runEngineCheckCommand } from "./engine-check.js";
 import { EXPORT_SPEC, runExport } from "./export.js";
 import { GENERATE_SPEC, runGenerate } from "./generate.js";
+import { PREDICT_SPEC, runPredict, runTrainHypernet, TRAIN_HYPERNET_SPEC } from "./hypernetwork.js";
 import { INFO_SPEC, runInfo } from "./info.js";
 import { INSPECT_SPEC, runInspect } from "./inspect.js";
 import { MINIWORLD_COMMANDS, runMiniworld } from "./miniworld.js";
@@ -17,7 +18,8 @@ import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
 
 /** Every command, in the order `hdb --help` lists them. */
 const COMMANDS: readonly CommandSpec[] = [
-  INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, INSPECT_SPEC, EXPORT_SPEC, ...MINIWORLD_COMMANDS,
+  INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, INSPECT_SPEC,
+  EXPORT_SPEC, ...MINIWORLD_COMMANDS,
 ];
 
 const usage = formatCommandList("hdb: HyperDreamBooth on libtorch", "usage: hdb <command> [flags]    (hdb --version: the version)", COMMANDS, [
@@ -57,6 +59,12 @@ async function main(argv: string[]): Promise<number> {
     case "train-lidb":
     case "train-lora":
       await runTrain(command === "train-lidb" ? "lidb" : "lora", rest);
+      return 0;
+    case "train-hypernet":
+      await runTrainHypernet(rest);
+      return 0;
+    case "predict":
+      await runPredict(rest);
       return 0;
     case "miniworld":
       await runMiniworld(rest);

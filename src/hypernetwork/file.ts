@@ -10,7 +10,7 @@
  * A prediction is written with writeLidbFile (src/adapters/lidb/file.ts) from that space and the predicted
  * factors: the same ~100 KB file per-identity DreamBooth writes, applied by `hdb generate --lidb`.
  */
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { loadSafetensors, saveSafetensors, tidy, type Tensor } from "../engine/index.js";
 import { writeLidbFile, type LidbBaseModel, type LidbFileInfo } from "../adapters/lidb/file.js";
@@ -42,10 +42,22 @@ export function lidbSpaceOf(info: LidbFileInfo): LidbSpace {
   };
 }
 
+/**
+ * How the folder names its encoder: a hub id as it is; a local folder relative to the HyperNetwork's own folder
+ * ("../encoder"), so that the pair can be moved or bundled together (resolved back on load).
+ */
+function portableEncoder(encoder: string, dir: string): string {
+  if (!existsSync(encoder)) return encoder;
+  const relative = path.relative(path.resolve(dir), path.resolve(encoder)).split(path.sep).join("/");
+  return relative.startsWith("../") ? relative : `./${relative}`;
+}
+
 /** Writes the folder atomically. */
 export function saveHyperNetwork(dir: string, network: HyperNetwork, space: LidbSpace, options: { dtype?: "float32" | "float16"; training?: Record<string, unknown> } = {}): void {
   writeDirectoryAtomic(dir, (temporary) => {
-    writeJsonAtomic(path.join(temporary, "config.json"), { ...network.config, ...(options.training ? { training: options.training } : {}) });
+    writeJsonAtomic(path.join(temporary, "config.json"), {
+      ...network.config, encoder: portableEncoder(network.config.encoder, dir), ...(options.training ? { training: options.training } : {}),
+    });
     writeJsonAtomic(path.join(temporary, "lidb_space.json"), space);
     tidy(() => {
       const weights = new Map([...network.stateDict()].map(([key, t]) => [key, options.dtype === "float16" ? t.half() : t] as const));
@@ -59,6 +71,7 @@ export function loadHyperNetwork(dir: string): { network: HyperNetwork; space: L
   const configFile = path.join(dir, "config.json");
   const { training: _training, ...raw } = readJsonObject(configFile, "HyperNetwork config");
   const config = hyperNetworkConfig(raw, configFile);
+  if (/^\.\.?[\\/]/.test(config.encoder)) config.encoder = path.resolve(dir, config.encoder);
   const space = JSON.parse(readFileSync(path.join(dir, "lidb_space.json"), "utf8")) as LidbSpace;
   if (space.targets.length !== config.layers.length || space.targets.some((target, i) => target.name !== config.layers[i])) {
     throw new Error(`${dir}: lidb_space.json's ${space.targets.length} target layers differ from config.json's ${config.layers.length} layers`);

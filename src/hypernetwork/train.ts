@@ -20,16 +20,19 @@
  * Every draw (which photos, the posterior sample, noise, timesteps) comes from the job's per-step generator,
  * so a resumed run continues bit for bit.
  */
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { backward, cat, keep, manualSeed, noGrad, randint, tensor, tidy, type Tensor } from "../engine/index.js";
 import { AdamW, cosineSchedule } from "../engine/optim/index.js";
 import { loadLidbFile, readLidbFileInfo } from "../adapters/lidb/file.js";
-import { resolveConfig, type TrainingConfigInput } from "../dreambooth/config.js";
+import { promptWithIdentifier, resolveConfig, type TrainingConfigInput } from "../dreambooth/config.js";
 import { loadPixels } from "../dreambooth/data.js";
 import { IdentityPhotos } from "../dreambooth/identity.js";
 import { readManifest } from "../dreambooth/manifest.js";
 import { DreamBoothTrainer } from "../dreambooth/trainer.js";
+import { imageGrid, loadImage, savePng, type RgbImage } from "../pipeline/images.js";
 import { train, TrainingJob, type LoopHooks } from "../training/index.js";
+import { writeLossPage } from "../training/loss-page.js";
 import { hyperNetworkConfig, type HyperNetworkConfigInput } from "./config.js";
 import { lidbSpaceOf, saveHyperNetwork } from "./file.js";
 import { HyperNetwork } from "./hypernetwork.js";
@@ -57,6 +60,18 @@ export interface HyperNetworkTrainingSettings {
   identities?: number;
 }
 
+/** Every `every` steps (and at the end), a contact sheet of predictions for photos the training never sees. */
+export interface ValidationOptions {
+  photos: string[];
+  /** Prompts with "[V]" for the identifier (e.g. "a [V] face", "a [V] face as a pencil sketch"). */
+  prompts: string[];
+  every: number;
+  /** Denoising steps, guidance and seed of the images (defaults 25, 5, 0). */
+  inferenceSteps?: number;
+  guidance?: number;
+  seed?: number;
+}
+
 export interface HyperNetworkTrainingOptions {
   /** The weight set's DreamBooth folder: manifest.json and the LiDB files. */
   weightSet: string;
@@ -65,6 +80,7 @@ export interface HyperNetworkTrainingOptions {
   /** Sizes and rounds of the decoder (the LiDB space and encoder come from the data). */
   network?: Partial<HyperNetworkConfigInput>;
   settings: HyperNetworkTrainingSettings;
+  validation?: ValidationOptions;
   hooks?: LoopHooks;
 }
 
@@ -101,6 +117,8 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     log(`hypernetwork: ${entries.length} identities; encoding their photos`);
     const features = keep(await options.encoder.encode(entries.map((e) => e.images[0]!)));
     owned.push(features);
+    const validationFeatures = options.validation ? keep(await options.encoder.encode(options.validation.photos)) : null;
+    if (validationFeatures) owned.push(validationFeatures);
     const photos = await Promise.all(entries.map(async (e) => {
       const pixels = await loadPixels([e.images[0]!], session.resolution);
       try {
@@ -140,6 +158,41 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
       tensors: () => network.stateDict(), load: (tensors) => void network.loadStateDict(tensors),
       parameters, optimizer, scheduler: cosineSchedule(optimizer, { warmupSteps: settings.warmupSteps, totalSteps: settings.steps }), maxGradNorm: 1,
     });
+    /** Predictions for the validation photos (rows) under each prompt (columns), after the photo itself. */
+    const validate = async (v: ValidationOptions, validationFeatures: Tensor, step: number): Promise<void> => {
+      const sheet: RgbImage[] = [];
+      network.eval();
+      try {
+        for (const [i, photo] of v.photos.entries()) {
+          sheet.push(await loadImage(photo, { width: session.resolution, height: session.resolution }));
+          const factors = noGrad(() => tidy(() => {
+            const { aTrain, bTrain } = network.split(network.forward(validationFeatures.narrow(0, i, 1).to(config.device)));
+            return new Map([["a_train", aTrain.select(0, 0)], ["b_train", bTrain.select(0, 0)]]);
+          }));
+          session.adapters.setFactors(factors);
+          for (const t of factors.values()) t.dispose();
+          try {
+            for (const prompt of v.prompts) {
+              const result = session.pipeline.generate({
+                prompt: promptWithIdentifier(prompt, config.identifier), steps: v.inferenceSteps ?? 25, guidanceScale: v.guidance ?? 5, seed: v.seed ?? 0,
+                height: session.resolution, width: session.resolution,
+              });
+              sheet.push(result.rgb[0]!);
+              result.images.dispose();
+              result.latents.dispose();
+            }
+          } finally {
+            session.adapters.unbind();
+          }
+        }
+      } finally {
+        network.train();
+      }
+      const file = path.join(options.outputDir, "validation", `step-${String(step).padStart(6, "0")}.png`);
+      mkdirSync(path.dirname(file), { recursive: true });
+      await savePng(file, imageGrid(sheet, v.prompts.length + 1));
+      log(`hypernetwork: validation sheet ${file}`);
+    };
     const { stopped } = await train({
       label: "hypernetwork", jobs: [job], checkpointEvery: settings.checkpointEvery, logFile: path.join(options.outputDir, "train-log.jsonl"),
       step: () => {
@@ -161,6 +214,15 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
           terms.push({ diffusion: diffusionLoss, weight: weightLoss });
           return rows.length * (diffusionLoss + settings.weightLoss * weightLoss);
         })];
+      },
+      logTerms: () => terms.at(-1) ?? {},
+      afterStep: async (finished) => {
+        const v = options.validation;
+        const due = v !== undefined && validationFeatures !== null && (finished.step % v.every === 0 || finished.done);
+        if (due) await validate(v, validationFeatures, finished.step);
+        if (due || finished.step % settings.checkpointEvery === 0 || finished.done) {
+          writeLossPage(path.join(options.outputDir, "train-log.jsonl"), path.join(options.outputDir, "losses.html"), "HyperNetwork training");
+        }
       },
       finish: () => {
         saveHyperNetwork(path.join(options.outputDir, "hypernetwork"), network, space, {

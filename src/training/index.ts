@@ -9,4 +9,5 @@ export {
   type CheckpointState,
 } from "./checkpoint.js";
 export { TrainingLog, readTrainingLog, type EventLine, type LogLine, type StepLine } from "./log.js";
+export { writeLossPage } from "./loss-page.js";
 export { diffusionLoss, diffusionTarget, snrWeights, type DiffusionLosses, type DiffusionLossOptions, type SnrWeighting } from "./diffusion-loss.js";

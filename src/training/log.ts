@@ -2,6 +2,7 @@
  * The training log: one JSON object per line (JSONL), appended as the loop runs, the same for every trainer:
  *
  *     {"time":"2026-12-05T06:00:00.000Z","job":"vae","step":120,"loss":0.0812,"lr":0.0005,"seconds":1.93}
+ *     {"time":"…","job":"hypernetwork","step":7,"loss":2.41,"lr":0.0001,"seconds":0.8,"terms":{"diffusion":1.1,"weight":0.1}}
  *     {"time":"…","job":"alice","event":"resumed","step":100}
  *     {"time":"…","job":"alice","event":"finished","step":400,"loss":0.0123}
  *
@@ -18,6 +19,8 @@ export interface StepLine {
   lr: number;
   /** Wall-clock seconds of the loop step that included this job's step. */
   seconds: number;
+  /** Named parts of the loss, when the trainer reports them (e.g. diffusion and weight terms). */
+  terms?: Record<string, number>;
 }
 
 export interface EventLine {

@@ -53,6 +53,8 @@ export interface TrainingLoop<J extends TrainingJob> {
   /** After a job's step (validation images), and once it has taken all its steps (save its result). */
   afterStep?: (job: J) => void | Promise<void>;
   finish?: (job: J) => void | Promise<void>;
+  /** Named parts of the job's last loss, added to its log line (the hypernetwork's diffusion and weight terms). */
+  logTerms?: (job: J) => Record<string, number>;
   hooks?: LoopHooks;
 }
 
@@ -97,7 +99,7 @@ export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promi
     const seconds = (performance.now() - started) / 1000;
     for (const [i, job] of running.entries()) {
       job.seconds += seconds;
-      log?.write({ job: job.name, step: job.step, loss: losses[i]!, lr: job.learningRate, seconds });
+      log?.write({ job: job.name, step: job.step, loss: losses[i]!, lr: job.learningRate, seconds, ...(loop.logTerms ? { terms: loop.logTerms(job) } : {}) });
     }
     taken += 1;
     done += running.length;
