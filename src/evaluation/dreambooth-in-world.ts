@@ -14,20 +14,17 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
-import { applyLidbFile } from "../adapters/lidb/file.js";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
-import { identifierPrompt } from "../miniworld/captions.js";
 import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
-import { imageGrid, imagesToTensor, savePng, type RgbImage } from "../pipeline/images.js";
-import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
+import { savePng, type RgbImage } from "../pipeline/images.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { Provenance } from "../util/provenance.js";
 import type { ProgressReporter } from "../util/progress.js";
-import { PHOTO_LABEL, styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
+import type { PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
-import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
+import type { ConfidenceInterval } from "./metrics.js";
+import { runPersonalisationStudy, type StudyRow } from "./personalisation-study.js";
 
 export interface DreamBoothEvaluationOptions {
   /** The base model (diffusers folder). */
@@ -71,11 +68,6 @@ export interface DreamBoothReport {
   provenance?: Provenance;
 }
 
-/** Cosine similarity of each row of `a` with the matching row of `b` (both unit-length embeddings). */
-function rowCosines(a: Tensor, b: Tensor): number[] {
-  return noGrad(() => tidy(() => Array.from(a.mul(b).sum(1).data() as Float32Array)));
-}
-
 export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOptions): Promise<DreamBoothReport> {
   const log = options.log ?? (() => {});
   const { identities, prompts, seeds } = options;
@@ -91,7 +83,7 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
   }
 
   // 2. LiDB training, resumable (finished identities are skipped).
-  let started = performance.now();
+  const started = performance.now();
   const t = options.training;
   const run = await trainDreamBooth({
     adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, "lidb"),
@@ -100,82 +92,31 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
     seed: t.seed, checkpointingSteps: 50, resumeFromCheckpoint: true, validationSteps: 0,
   }, { ...(options.progress === undefined ? {} : { progress: options.progress }), log });
   const trainingSeconds = (performance.now() - started) / 1000;
-  started = performance.now();
 
-  // 3. Generate and measure.
-  const pipeline = await StableDiffusionPipeline.fromPretrained(options.modelDir);
-  const models = { unet: pipeline.unet, textEncoder: pipeline.textEncoder };
-  const referenceEmbeddings = noGrad(() => options.identityNetwork.embed(imagesToTensor(references)));
-  const generate = (prompt: string): { images: Tensor; rgb: RgbImage[] } => {
-    const batches = seeds.map((seed) => pipeline.generate({ prompt, seed, steps: options.generation.steps, guidanceScale: options.generation.guidance, scheduler: "dpm++2m" }));
-    const images = tidy(() => cat(batches.map((b) => b.images), 0));
-    for (const b of batches) { b.images.dispose(); b.latents.dispose(); }
-    return { images, rgb: batches.map((b) => b.rgb[0]!) };
-  };
-  const perPrompt = prompts.map(() => ({ base: [] as number[], lidb: [] as number[], world: [] as number[], baseStyle: [] as number[], lidbStyle: [] as number[] }));
-  const sheet: RgbImage[] = [];
-  const expected = prompts.map((styles) => styles.length === 0 ? PHOTO_LABEL : styles[0]!);
-  const texts = prompts.map((styles) => identifierPrompt("sks", styles));
-
-  // The base model's images do not depend on the identity: generate them once per prompt and seed.
-  const baseImages = texts.map((text) => generate(text));
-  const baseEmbeddings = baseImages.map((b) => noGrad(() => options.identityNetwork.embed(b.images)));
-  const baseStyles = baseImages.map((b) => options.fidelityNetwork.classify(b.images).styles);
-
-  for (const [k, id] of identities.entries()) {
+  // 3. Generate and measure (personalisation-study.ts): the base model and the identities' LiDB files.
+  const files = new Map(identities.map((id) => {
     const entry = run.manifest.identities.find((e) => e.id === String(id));
     if (!entry) throw new Error(`LiDB training did not produce identity ${id} (see ${path.join(options.outDir, "lidb", "manifest.json")})`);
-    const applied = applyLidbFile(models, path.join(options.outDir, "lidb", entry.file));
-    const reference = tidy(() => referenceEmbeddings.narrow(0, k, 1).expand(seeds.length, -1).contiguous());
-    sheet.push(references[k]!);
-    try {
-      for (const [p, styles] of prompts.entries()) {
-        const generated = generate(texts[p]!);
-        const embedding = noGrad(() => options.identityNetwork.embed(generated.images));
-        const worldRenders = await Promise.all(seeds.map((seed) => renderFace(id, { nuisanceSeed: 1000 + seed, style: styles })));
-        const worldEmbedding = noGrad(() => tidy(() => options.identityNetwork.embed(imagesToTensor(worldRenders))));
-        const rows = perPrompt[p]!;
-        rows.lidb.push(...rowCosines(embedding, reference));
-        rows.base.push(...rowCosines(baseEmbeddings[p]!, reference));
-        rows.world.push(...rowCosines(worldEmbedding, reference));
-        rows.lidbStyle.push(...options.fidelityNetwork.classify(generated.images).styles.map((s) => Number(styleFollowsPrompt(s, expected[p]!))));
-        rows.baseStyle.push(...baseStyles[p]!.map((s) => Number(styleFollowsPrompt(s, expected[p]!))));
-        sheet.push(generated.rgb[0]!);
-        for (const x of [generated.images, embedding, worldEmbedding]) x.dispose();
-      }
-    } finally {
-      applied.adapters.dispose();
-      reference.dispose();
-    }
-    if (options.progress) log(`evaluated identity ${id} (${k + 1}/${identities.length})`);
-  }
-  for (const b of baseImages) b.images.dispose();
-  for (const e of baseEmbeddings) e.dispose();
-  referenceEmbeddings.dispose();
-
-  const interval = (values: number[]): ConfidenceInterval => meanConfidenceInterval(values);
-  const rows: PromptRow[] = prompts.map((_, p) => {
-    const r = perPrompt[p]!;
-    return {
-      prompt: texts[p]!, expectedStyle: expected[p]!,
-      identity: { base: interval(r.base), lidb: interval(r.lidb), world: interval(r.world) },
-      styleAccuracy: { base: interval(r.baseStyle), lidb: interval(r.lidbStyle) },
-    };
+    return [id, path.join(options.outDir, "lidb", entry.file)] as const;
+  }));
+  const study = await runPersonalisationStudy({
+    modelDir: options.modelDir, identityNetwork: options.identityNetwork, fidelityNetwork: options.fidelityNetwork, identities, references,
+    prompts, seeds, generation: options.generation, methods: [{ name: "base", files: null }, { name: "lidb", files }],
+    contactSheet: path.join(options.outDir, "contact-sheet.png"), ...(options.progress ? { log } : {}),
   });
-  const all = (key: keyof (typeof perPrompt)[number]): number[] => perPrompt.flatMap((r) => r[key]);
+  const pick = (row: Omit<StudyRow, "prompt" | "expectedStyle">): Omit<PromptRow, "prompt" | "expectedStyle"> => ({
+    identity: { base: row.identity["base"]!, lidb: row.identity["lidb"]!, world: row.identity["world"]! },
+    styleAccuracy: { base: row.styleAccuracy["base"]!, lidb: row.styleAccuracy["lidb"]! },
+  });
   const report: DreamBoothReport = {
-    identities: [...identities], seeds: [...seeds], training: t, generation: options.generation, rows,
-    overall: {
-      identity: { base: interval(all("base")), lidb: interval(all("lidb")), world: interval(all("world")) },
-      styleAccuracy: { base: interval(all("baseStyle")), lidb: interval(all("lidbStyle")) },
-    },
-    trainingSeconds, evaluationSeconds: (performance.now() - started) / 1000,
+    identities: [...identities], seeds: [...seeds], training: t, generation: options.generation,
+    rows: study.rows.map((row) => ({ prompt: row.prompt, expectedStyle: row.expectedStyle, ...pick(row) })),
+    overall: pick(study.overall),
+    trainingSeconds, evaluationSeconds: study.seconds,
     ...(options.provenance === undefined ? {} : { provenance: options.provenance }),
   };
-  await savePng(path.join(options.outDir, "contact-sheet.png"), imageGrid(sheet, 1 + prompts.length));
   writeFileAtomic(path.join(options.outDir, "report.json"), `${JSON.stringify(report, null, 2)}\n`);
   writeFileAtomic(path.join(options.outDir, "report.md"), reportMarkdown(report));
-  pipeline.dispose();
   return report;
 }
 
