@@ -1,0 +1,59 @@
+// The bundled HyperNetwork's recipe at toy size on the bundled mini-world model: both variants (with and without
+// the weight loss) train at equal steps, the study measures them and the 1-round reading, the better one is
+// bundled with recipe.json saying which and why, and the bundle loads and predicts.
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { test } from "node:test";
+import { fileURLToPath } from "node:url";
+import { trainDreamBooth } from "../../src/dreambooth/trainer.js";
+import { PromptFidelityNetwork } from "../../src/evaluation/fidelity-network.js";
+import { IdentityNetwork } from "../../src/evaluation/identity-network.js";
+import { loadHyperNetwork } from "../../src/hypernetwork/file.js";
+import { buildHyperNetwork } from "../../src/miniworld/hypernetwork/recipe.js";
+import { renderFace } from "../../src/miniworld/render.js";
+import { savePng } from "../../src/pipeline/images.js";
+import { generated, temporaryDir } from "../dreambooth/helpers.js";
+
+const repository = fileURLToPath(new URL("../../../", import.meta.url));
+const model = path.join(repository, "models", "miniworld", "base");
+const metrics = path.join(repository, "models", "miniworld", "metrics");
+
+test("the hypernetwork recipe trains both variants, measures them and bundles the better one", { timeout: 300_000 }, async () => {
+  const root = temporaryDir("hypernet-recipe");
+  mkdirSync(path.join(root, "photos"));
+  const identities = [];
+  for (const id of [50000, 50001]) {
+    const file = path.join(root, "photos", `${id}.png`);
+    await savePng(file, await renderFace(id, { nuisanceSeed: 1 }));
+    identities.push({ id: String(id), images: [file] });
+  }
+  const weightSet = path.join(root, "set");
+  await trainDreamBooth({ adapter: "lidb", pretrainedModel: model, outputDir: weightSet, identities, maxTrainSteps: 3, lidbA: 32, lidbB: 16, identitiesPerBatch: 2 });
+  const identityNetwork = IdentityNetwork.load(path.join(metrics, "identity"));
+  const fidelityNetwork = PromptFidelityNetwork.load(path.join(metrics, "fidelity"));
+  const outDir = path.join(root, "bundle");
+  const lines: string[] = [];
+  try {
+    const { report, chosen } = await buildHyperNetwork({
+      modelDir: model, weightSet, encoder: path.join(generated, "vision", "models", "clip_projection"), workDir: path.join(root, "work"), outDir,
+      reportDir: path.join(root, "report"), identityNetwork, fidelityNetwork, prompts: [[]], command: ["hdb", "miniworld", "hypernetwork", "(test)"],
+      overrides: { steps: 2, batchSize: 2, identities: 2, seeds: 1, inferenceSteps: 2, dreamboothSteps: 2, network: { hidden_size: 16, num_heads: 2, head_dim: 8, rounds: 2 } },
+      log: (line) => lines.push(line),
+    });
+    assert.deepEqual(report.variants.map((v) => v.name), ["hyper", "hyper-diffusion-only", "hyper-1-round"]);
+    assert.ok(chosen === "hyper" || chosen === "hyper-diffusion-only");
+    const recipe = JSON.parse(readFileSync(path.join(outDir, "recipe.json"), "utf8")) as { chosen: string; why: string; provenance: { command: string; files: Record<string, string> } };
+    assert.equal(recipe.chosen, chosen);
+    assert.match(recipe.why, /overall identity similarity hyper -?[\d.]+, hyper-diffusion-only -?[\d.]+/);
+    assert.ok(Object.keys(recipe.provenance.files).some((f) => f.endsWith("model.safetensors")));
+    assert.ok(existsSync(path.join(root, "report", "report.md")));
+    const { network } = loadHyperNetwork(outDir);
+    assert.equal(network.config.rounds, 2);
+    network.dispose();
+    assert.ok(lines.some((line) => line.startsWith("hypernetwork recipe: bundled")), lines.join("\n"));
+  } finally {
+    identityNetwork.dispose();
+    fidelityNetwork.dispose();
+  }
+});
