@@ -5,7 +5,7 @@
  */
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import type { DType } from "../engine/index.js";
+import { setNumThreads, type DType } from "../engine/index.js";
 import { applyAdapterFiles, parseWeightedFile } from "../adapters/apply.js";
 import { savePng } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
@@ -40,6 +40,7 @@ parameters and seed, to reproduce the images). --seed S reproduces diffusers' to
     "allow-download": { type: "boolean", description: "download a model id from the Hugging Face Hub when it is not cached" },
     lidb: { type: "string", multiple: true, value: "<file>[:weight]", description: "apply a LiDB file, scaled by its weight (1 if not given)" },
     lora: { type: "string", multiple: true, value: "<file>[:weight]", description: "apply a LoRA file, diffusers or kohya layout, scaled by its weight (1 if not given)" },
+    threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "the free cores" },
   },
   examples: [
     "hdb generate --model models/miniworld/base --prompt \"a face as a pencil sketch\" --seed 0 --out face.png",
@@ -52,6 +53,7 @@ export async function runGenerate(argv: string[]): Promise<void> {
   if (!values.model) throw new Error("--model is required (a diffusers folder, a Hugging Face cache path or a model id)");
   if (values.prompt === undefined) throw new Error("--prompt is required");
   if (!values.out) throw new Error("--out is required (a .png file or a folder)");
+  if (values.threads !== undefined) setNumThreads(values.threads);
   const dtype = values.dtype as DType;
   const seedText = values.seed;
   if (seedText !== undefined && !/^\d+$/.test(seedText)) throw new Error(`--seed must be a non-negative integer, got '${seedText}'`);
