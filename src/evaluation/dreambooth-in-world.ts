@@ -16,37 +16,15 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { renderFace } from "../miniworld/render.js";
-import type { StyleName } from "../miniworld/styles.js";
 import { savePng, type RgbImage } from "../pipeline/images.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { Provenance } from "../util/provenance.js";
-import type { ProgressReporter } from "../util/progress.js";
-import type { PromptFidelityNetwork } from "./fidelity-network.js";
-import type { IdentityNetwork } from "./identity-network.js";
 import type { ConfidenceInterval } from "./metrics.js";
-import { runPersonalisationStudy, type StudyRow } from "./personalisation-study.js";
+import { runPersonalisationStudy, type StudyRow, type WorldStudySettings } from "./personalisation-study.js";
 
-export interface DreamBoothEvaluationOptions {
-  /** The base model (diffusers folder). */
-  modelDir: string;
-  identityNetwork: IdentityNetwork;
-  fidelityNetwork: PromptFidelityNetwork;
-  outDir: string;
-  /** Held-out identity ids. */
-  identities: readonly number[];
-  /** One style list per prompt ([] = "a sks face"). */
-  prompts: readonly (readonly StyleName[])[];
-  seeds: readonly number[];
+export interface DreamBoothEvaluationOptions extends WorldStudySettings {
   /** LiDB training (src/dreambooth): steps, learning rate, a, b, identities trained together. */
   training: { steps: number; learningRate: number; lidbA: number; lidbB: number; identitiesPerBatch: number; seed: number };
-  generation: { steps: number; guidance: number };
-  /** Nuisance seed of each identity's reference photo. */
-  referenceNuisanceSeed: number;
-  /** Told the LiDB training's steps (the CLI draws a bar from it); when set, each evaluated identity is logged. */
-  progress?: ProgressReporter;
-  log?: (line: string) => void;
-  /** Where the report came from (src/util/provenance.ts), recorded in report.json. */
-  provenance?: Provenance;
 }
 
 export interface PromptRow {

@@ -19,15 +19,11 @@ import { VisionFeatureEncoder } from "../hypernetwork/encoder.js";
 import { loadHyperNetwork } from "../hypernetwork/file.js";
 import { predictLidbFiles } from "../hypernetwork/predict.js";
 import { renderFace } from "../miniworld/render.js";
-import type { StyleName } from "../miniworld/styles.js";
 import { savePng } from "../pipeline/images.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { Provenance } from "../util/provenance.js";
-import type { ProgressReporter } from "../util/progress.js";
-import type { PromptFidelityNetwork } from "./fidelity-network.js";
-import type { IdentityNetwork } from "./identity-network.js";
 import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
-import { runPersonalisationStudy, type StudyResult } from "./personalisation-study.js";
+import { runPersonalisationStudy, type StudyResult, type WorldStudySettings } from "./personalisation-study.js";
 
 /** One HyperNetwork method: a trained network folder, read at `rounds` refinement rounds (default its own). */
 export interface HyperVariant {
@@ -36,22 +32,10 @@ export interface HyperVariant {
   rounds?: number;
 }
 
-export interface HyperNetworkEvaluationOptions {
-  modelDir: string;
-  identityNetwork: IdentityNetwork;
-  fidelityNetwork: PromptFidelityNetwork;
-  outDir: string;
-  identities: readonly number[];
-  prompts: readonly (readonly StyleName[])[];
-  seeds: readonly number[];
-  generation: { steps: number; guidance: number };
-  referenceNuisanceSeed: number;
+export interface HyperNetworkEvaluationOptions extends WorldStudySettings {
   /** The DreamBooth comparison's LiDB training (the weight set's settings). */
   dreambooth: { steps: number; learningRate: number; lidbA: number; lidbB: number; rank: number; seed: number; identitiesPerBatch: number };
   variants: readonly HyperVariant[];
-  progress?: ProgressReporter;
-  log?: (line: string) => void;
-  provenance?: Provenance;
 }
 
 export interface HyperNetworkReport {

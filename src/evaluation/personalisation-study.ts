@@ -23,12 +23,36 @@ import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { PHOTO_LABEL, styleFollowsPrompt, type PromptFidelityNetwork } from "./fidelity-network.js";
 import type { IdentityNetwork } from "./identity-network.js";
 import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
+import type { Provenance } from "../util/provenance.js";
+import type { ProgressReporter } from "../util/progress.js";
 
 export interface StudyMethod {
   /** The method's key in the report ("base", "lidb", "hyper"). */
   name: string;
   /** The LiDB file of each identity (by id), or null for the base model. */
   files: ReadonlyMap<number, string> | null;
+}
+
+/** What every study of held-out identities in the mini-world is given (the DreamBooth and HyperNetwork studies). */
+export interface WorldStudySettings {
+  /** The base model (diffusers folder). */
+  modelDir: string;
+  identityNetwork: IdentityNetwork;
+  fidelityNetwork: PromptFidelityNetwork;
+  outDir: string;
+  /** Held-out identity ids. */
+  identities: readonly number[];
+  /** One style list per prompt ([] = "a sks face"). */
+  prompts: readonly (readonly StyleName[])[];
+  seeds: readonly number[];
+  generation: { steps: number; guidance: number };
+  /** Nuisance seed of each identity's reference photo. */
+  referenceNuisanceSeed: number;
+  /** Told the training's steps (the CLI draws a bar from it); when set, each evaluated identity is logged. */
+  progress?: ProgressReporter;
+  log?: (line: string) => void;
+  /** Where the report came from (src/util/provenance.ts), recorded in report.json. */
+  provenance?: Provenance;
 }
 
 export interface StudyOptions {
