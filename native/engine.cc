@@ -10,7 +10,8 @@
 //   and their gradients, and adding an operator to the TypeScript API needs no C++ at all. Argument
 //   defaults also come from the schema, so TypeScript may leave trailing arguments out.
 //   What cannot go through the dispatcher (tensor lifetime, data transfer, autograd entry points, RNG
-//   generators, threads, autocast state, build information) has a small explicit function below.
+//   generators, threads, autocast state, build information, process groups across processes) has a small
+//   explicit function below.
 //
 // Tensors live in a per-environment slot table; JavaScript holds integer handles. A handle is freed
 // explicitly (scopes, `using`, dispose) so native memory never waits for the JS garbage collector; a
@@ -33,11 +34,20 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroup.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>  // -DUSE_C10D_GLOO, native/gloo-declarations
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
 #include <torch/version.h>
 
 #include <dlfcn.h>
 
 #include <cstring>
+#include <functional>
+#include <sstream>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -49,6 +59,12 @@
 
 namespace {
 
+// A process group of the distributed section (see "distributed" below) and the timeout its messages name.
+struct DistGroup {
+  c10::intrusive_ptr<c10d::ProcessGroup> group;
+  int64_t timeoutMs = 0;
+};
+
 struct Engine {
   std::vector<at::Tensor> slots;
   std::vector<int32_t> freeSlots;
@@ -56,11 +72,17 @@ struct Engine {
   std::vector<c10::OperatorHandle> ops;
   std::unordered_map<std::string, int32_t> opIds;
   std::vector<at::Generator> generators;
+  std::vector<DistGroup> groups;  // destroyed ones stay as empty slots, so ids are never reused
 };
 
 // ---- small Node-API helpers -------------------------------------------------------------------------
 
 struct JsError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+// A collective or the rendezvous failed (a peer died, a timeout): thrown as code HDB_DISTRIBUTED.
+struct DistError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
@@ -383,6 +405,8 @@ napi_value guarded(napi_env env, napi_callback_info info) {
     napi_throw_error(env, "LIBTORCH", e.what_without_backtrace());
   } catch (const JsError& e) {
     napi_throw_type_error(env, "HDB_ENGINE_ARGUMENT", e.what());
+  } catch (const DistError& e) {
+    napi_throw_error(env, "HDB_DISTRIBUTED", e.what());
   } catch (const std::exception& e) {
     napi_throw_error(env, "LIBTORCH", e.what());
   } catch (...) {
@@ -830,6 +854,231 @@ napi_value EmptyCache(napi_env env, const Args& a) {
   return undefined(env);
 }
 
+// ---- distributed: collectives across processes on libtorch's c10d -------------------------------------
+//
+// Data parallel over processes, made of the pieces torch.distributed is made of underneath (no sockets and no
+// reductions of our own): a c10d::TCPStore on MASTER_ADDR:MASTER_PORT for the rendezvous (hosted by rank 0, or by
+// torchrun's agent), and a c10d::ProcessGroup whose CPU tensors go to c10d::ProcessGroupGloo and, in a build with
+// NCCL, whose CUDA tensors go to c10d::ProcessGroupNCCL ("cpu:gloo,cuda:nccl", torch.distributed's default). The
+// collectives are the group's dispatcher ops (c10d::allreduce_, broadcast_, barrier), waited for here because the
+// training loop is synchronous. A peer that died makes Gloo fail at once (connection reset); one that stops
+// answering makes it fail at the group's timeout. Either becomes an HDB_DISTRIBUTED error naming the operation,
+// this rank and the timeout, instead of a hang.
+//
+// Tensors are packed per dtype and device into flat buckets of at most 25 MiB (DDP's default bucket size), so a
+// model's hundreds of gradients take a few collectives rather than hundreds, and the results are copied back in
+// place under no-grad (parameters are leaves that require grad). Every rank must pass the same list of tensors.
+
+constexpr int64_t kBucketBytes = int64_t{25} << 20;
+
+DistGroup& groupAt(napi_env env, napi_value v) {
+  Engine& e = engineOf(env);
+  int64_t id = getInt(env, v, "process group");
+  if (id < 0 || static_cast<size_t>(id) >= e.groups.size() || !e.groups[id].group) {
+    throw JsError("process group " + std::to_string(id) + " is invalid or was destroyed");
+  }
+  return e.groups[id];
+}
+
+std::string rankOf(int64_t rank, int64_t size) { return "rank " + std::to_string(rank) + " of " + std::to_string(size); }
+
+std::string countOf(size_t n, const std::string& noun) { return std::to_string(n) + " " + noun + (n == 1 ? "" : "s"); }
+
+std::string seconds(int64_t ms) {
+  std::ostringstream s;
+  s << static_cast<double>(ms) / 1000.0 << " s";
+  return s.str();
+}
+
+// Starts a collective and waits for it; c10d's failure becomes a DistError naming what, where and the timeout.
+void runCollective(const DistGroup& g, const std::string& what, const std::function<c10::intrusive_ptr<c10d::Work>()>& start) {
+  std::string reason;
+  try {
+    start()->wait();
+    return;
+  } catch (const c10::Error& e) {
+    reason = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    reason = e.what();
+  }
+  throw DistError(what + " failed on " + rankOf(g.group->getRank(), g.group->getSize()) + ": " + reason +
+                  " (another rank has died, or has not reached the same collective within the group's " +
+                  seconds(g.timeoutMs) + " timeout)");
+}
+
+// Runs `run` on the tensors in buckets: tensors of one dtype and device, in the given order, packed flat up to
+// kBucketBytes (a larger one alone); a lone contiguous tensor goes as it is. Results are copied back in place.
+void bucketed(const std::vector<at::Tensor>& tensors, const std::function<void(at::Tensor&)>& run) {
+  c10::NoGradGuard noGrad;
+  std::vector<bool> taken(tensors.size(), false);
+  for (size_t first = 0; first < tensors.size(); ++first) {
+    if (taken[first] || tensors[first].numel() == 0) continue;
+    const at::Tensor& head = tensors[first];
+    std::vector<size_t> members;
+    int64_t bytes = 0;
+    for (size_t i = first; i < tensors.size(); ++i) {
+      const at::Tensor& t = tensors[i];
+      if (taken[i] || t.numel() == 0 || t.scalar_type() != head.scalar_type() || t.device() != head.device()) continue;
+      const int64_t size = t.numel() * static_cast<int64_t>(t.element_size());
+      if (!members.empty() && bytes + size > kBucketBytes) break;
+      members.push_back(i);
+      taken[i] = true;
+      bytes += size;
+    }
+    if (members.size() == 1 && head.is_contiguous()) {
+      at::Tensor alone = head;
+      run(alone);
+      continue;
+    }
+    std::vector<at::Tensor> flat;
+    flat.reserve(members.size());
+    for (size_t i : members) flat.push_back(tensors[i].reshape({-1}));
+    at::Tensor bucket = at::cat(flat);
+    run(bucket);
+    int64_t offset = 0;
+    for (size_t i : members) {
+      at::Tensor t = tensors[i];
+      t.copy_(bucket.narrow(0, offset, t.numel()).view(t.sizes()));
+      offset += t.numel();
+    }
+  }
+}
+
+// Gloo's devices as torch.distributed chooses them: "interface:eth0,eth1" (GLOO_SOCKET_IFNAME), "host:<address>"
+// (bind that address, e.g. loopback when every rank is on this machine), or "default" (this host's name, else
+// loopback).
+std::vector<std::shared_ptr<::gloo::transport::Device>> glooDevices(const std::string& spec) {
+  std::vector<std::shared_ptr<::gloo::transport::Device>> devices;
+  if (spec.rfind("interface:", 0) == 0) {
+    std::stringstream names(spec.substr(10));
+    for (std::string name; std::getline(names, name, ',');) {
+      if (!name.empty()) devices.push_back(c10d::ProcessGroupGloo::createDeviceForInterface(name));
+    }
+  } else if (spec.rfind("host:", 0) == 0) {
+    devices.push_back(c10d::ProcessGroupGloo::createDeviceForHostname(spec.substr(5)));
+  } else if (spec == "default") {
+    devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+  }
+  if (devices.empty()) throw JsError("no Gloo device in '" + spec + "' (interface:<names>, host:<address> or default)");
+  return devices;
+}
+
+// distInit(masterAddr, masterPort, rank, worldSize, timeoutMs, isServer, storePrefix, glooDevice, cudaDevice)
+// -> group id. Blocks until every rank has joined (or the timeout). cudaDevice < 0: no NCCL backend.
+napi_value DistInit(napi_env env, const Args& a) {
+  const std::string addr = getString(env, a[0], "masterAddr");
+  const int64_t port = getInt(env, a[1], "masterPort");
+  const int64_t rank = getInt(env, a[2], "rank");
+  const int64_t size = getInt(env, a[3], "worldSize");
+  const int64_t timeoutMs = getInt(env, a[4], "timeoutMs");
+  const bool isServer = getBool(env, a[5], "isServer");
+  const std::string prefix = getString(env, a[6], "storePrefix");
+  const std::string glooDevice = getString(env, a[7], "glooDevice");
+  const int64_t cuda = getInt(env, a[8], "cudaDevice");
+  if (size < 1 || rank < 0 || rank >= size) throw JsError("rank " + std::to_string(rank) + " is not in a world of " + std::to_string(size));
+  if (port < 1 || port > 65535) throw JsError("masterPort must be in 1..65535, got " + std::to_string(port));
+  if (timeoutMs < 1) throw JsError("the timeout must be positive, got " + std::to_string(timeoutMs) + " ms");
+  const std::chrono::milliseconds timeout(timeoutMs);
+  const std::string who = rankOf(rank, size);
+  auto failed = [&](const std::string& step, const std::string& reason) {
+    return DistError(who + ": " + step + " failed within the " + seconds(timeoutMs) + " timeout: " + reason);
+  };
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions options;
+    options.port = static_cast<uint16_t>(port);
+    options.isServer = isServer;
+    options.numWorkers = static_cast<size_t>(size);
+    options.waitWorkers = true;
+    options.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(addr, options);
+  } catch (const c10::Error& e) {
+    throw failed("the rendezvous at " + addr + ":" + std::to_string(port), e.what_without_backtrace());
+  }
+  if (!prefix.empty()) store = c10::make_intrusive<c10d::PrefixStore>(prefix, store);
+  auto group = c10::make_intrusive<c10d::ProcessGroup>(store, static_cast<int>(rank), static_cast<int>(size));
+  try {
+    auto options = c10d::ProcessGroupGloo::Options::create(timeout);
+    options->devices = glooDevices(glooDevice);
+    auto gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(c10::make_intrusive<c10d::PrefixStore>("gloo/", store),
+                                                            static_cast<int>(rank), static_cast<int>(size), options);
+    group->setBackend(c10::DeviceType::CPU, c10d::ProcessGroup::BackendType::GLOO, gloo);
+    group->setDefaultBackend(c10d::ProcessGroup::BackendType::GLOO);
+  } catch (const c10::Error& e) {
+    throw failed("connecting Gloo to the other ranks", e.what_without_backtrace());
+  }
+  if (cuda >= 0) {
+#ifdef USE_C10D_NCCL
+    try {
+      group->setBoundDeviceId(c10::Device(c10::DeviceType::CUDA, static_cast<c10::DeviceIndex>(cuda)));
+      auto options = c10d::ProcessGroupNCCL::Options::create();
+      options->timeout = timeout;
+      auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(c10::make_intrusive<c10d::PrefixStore>("nccl/", store),
+                                                              static_cast<int>(rank), static_cast<int>(size), options);
+      group->setBackend(c10::DeviceType::CUDA, c10d::ProcessGroup::BackendType::NCCL, nccl);
+    } catch (const c10::Error& e) {
+      throw failed("starting NCCL on cuda:" + std::to_string(cuda), e.what_without_backtrace());
+    }
+#else
+    throw JsError("this addon was built without NCCL, so CUDA tensors cannot be reduced across processes: rebuild it "
+                  "against a CUDA libtorch with NCCL's headers (src/engine/native/build.ts), or keep the tensors on the CPU");
+#endif
+  }
+  Engine& e = engineOf(env);
+  e.groups.push_back({group, timeoutMs});
+  return number(env, static_cast<double>(e.groups.size() - 1));
+}
+
+// distAllReduce(group, tensors, op): in place; op "sum" | "product" | "min" | "max". A mean is a sum divided by
+// the world size on the JS side, as DDP does (Gloo has no AVG).
+napi_value DistAllReduce(napi_env env, const Args& a) {
+  const DistGroup& g = groupAt(env, a[0]);
+  const auto tensors = tensorList(env, a[1], "tensors", false);
+  const std::string name = getString(env, a[2], "reduce op");
+  static const std::unordered_map<std::string, c10d::ReduceOp::RedOpType> ops = {
+      {"sum", c10d::ReduceOp::SUM}, {"product", c10d::ReduceOp::PRODUCT}, {"min", c10d::ReduceOp::MIN}, {"max", c10d::ReduceOp::MAX}};
+  auto op = ops.find(name);
+  if (op == ops.end()) throw JsError("unknown reduce op '" + name + "' (sum, product, min or max)");
+  c10d::AllreduceOptions options;
+  options.reduceOp = op->second;
+  const std::string what = "allreduce (" + name + ") of " + countOf(tensors.size(), "tensor");
+  bucketed(tensors, [&](at::Tensor& bucket) {
+    std::vector<at::Tensor> one{bucket};
+    runCollective(g, what, [&] { return g.group->allreduce(one, options); });
+  });
+  return undefined(env);
+}
+
+// distBroadcast(group, tensors, root): in place, root's values to every rank.
+napi_value DistBroadcast(napi_env env, const Args& a) {
+  const DistGroup& g = groupAt(env, a[0]);
+  const auto tensors = tensorList(env, a[1], "tensors", false);
+  const int64_t root = getInt(env, a[2], "root");
+  if (root < 0 || root >= g.group->getSize()) throw JsError("broadcast root " + std::to_string(root) + " is not a rank of " + std::to_string(g.group->getSize()));
+  c10d::BroadcastOptions options;
+  options.rootRank = root;
+  const std::string what = "broadcast from rank " + std::to_string(root) + " of " + countOf(tensors.size(), "tensor");
+  bucketed(tensors, [&](at::Tensor& bucket) {
+    std::vector<at::Tensor> one{bucket};
+    runCollective(g, what, [&] { return g.group->broadcast(one, options); });
+  });
+  return undefined(env);
+}
+
+napi_value DistBarrier(napi_env env, const Args& a) {
+  const DistGroup& g = groupAt(env, a[0]);
+  runCollective(g, "barrier", [&] { return g.group->barrier(); });
+  return undefined(env);
+}
+
+// distDestroy(group): drops the group (its backends stop their threads and close their connections). Idempotent.
+napi_value DistDestroy(napi_env env, const Args& a) {
+  Engine& e = engineOf(env);
+  int64_t id = getInt(env, a[0], "process group");
+  if (id >= 0 && static_cast<size_t>(id) < e.groups.size()) e.groups[id].group.reset();
+  return undefined(env);
+}
+
 // buildInfo() -> what this addon was compiled against and which libtorch it actually loaded.
 napi_value BuildInfo(napi_env env, const Args&) {
   napi_value obj;
@@ -841,6 +1090,13 @@ napi_value BuildInfo(napi_env env, const Args&) {
   std::string loaded = "unknown";
   if (dladdr(reinterpret_cast<void*>(&at::detail::getDefaultCPUGenerator), &dl) && dl.dli_fname) loaded = dl.dli_fname;
   setProperty(env, obj, "loadedLibrary", string(env, loaded));
+  std::vector<std::string> backends{"gloo"};
+#ifdef USE_C10D_NCCL
+  backends.push_back("nccl");
+#endif
+  napi_value distributed = newArray(env, backends.size());
+  for (size_t i = 0; i < backends.size(); ++i) setElement(env, distributed, i, string(env, backends[i]));
+  setProperty(env, obj, "distributedBackends", distributed);
   return obj;
 }
 
@@ -889,6 +1145,11 @@ NAPI_MODULE_INIT(/* napi_env env, napi_value exports */) {
       {"deviceMemory", guarded<DeviceMemory>},
       {"emptyCache", guarded<EmptyCache>},
       {"buildInfo", guarded<BuildInfo>},
+      {"distInit", guarded<DistInit>},
+      {"distAllReduce", guarded<DistAllReduce>},
+      {"distBroadcast", guarded<DistBroadcast>},
+      {"distBarrier", guarded<DistBarrier>},
+      {"distDestroy", guarded<DistDestroy>},
   };
   for (const auto& entry : entries) {
     napi_value fn;

@@ -18,3 +18,7 @@ export * from "./safetensors/index.js";
 export * as nn from "./nn/index.js";
 export * as optim from "./optim/index.js";
 export { Module, Parameter } from "./nn/index.js";
+export {
+  averageGradients, broadcastParameters, distributedEnvironment, initProcessGroup, DISTRIBUTED_TIMEOUT_SECONDS,
+  type DistributedEnvironment, type ProcessGroup, type ProcessGroupOptions,
+} from "./distributed.js";

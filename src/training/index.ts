@@ -1,8 +1,10 @@
 /**
  * Training: the one resumable loop every trainer runs (loop.ts), its jobs (job.ts), its checkpoint layout
- * (checkpoint.ts) and log (log.ts), and the one diffusion loss (diffusion-loss.ts).
+ * (checkpoint.ts) and log (log.ts), the `--nproc` launcher of data-parallel runs (launch.ts), and the one diffusion
+ * loss (diffusion-loss.ts).
  */
-export { stepJobs, train, type LoopHooks, type LoopResult, type TrainingLoop } from "./loop.js";
+export { shardRange, stepJobs, train, type LoopHooks, type LoopResult, type Shard, type TrainingLoop } from "./loop.js";
+export { freePort, launch, launchIfRequested, nprocFlag, type LaunchOptions } from "./launch.js";
 export { TrainingJob, lossRecords, type JobOptions } from "./job.js";
 export {
   CHECKPOINT_FORMAT, EARLIER_LAYOUT_COMMIT, differingSettings, latestCheckpoint, readCheckpointState, readCheckpointTensors, removeCheckpoints, resumeJob, saveCheckpoint,

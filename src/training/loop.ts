@@ -8,9 +8,19 @@
  * its optimiser, schedule and EMA, log a JSONL line, checkpoint every `checkpointEvery` steps, and when it has
  * taken its steps hand it to `finish` (which saves its result) and start the next. A job found with a
  * checkpoint resumes from it (checkpoint.ts), bit for bit where an uninterrupted run would be.
+ *
+ * Data parallel over processes (`distributed`, engine/distributed.ts): every rank runs this loop on the same jobs,
+ * and each step's global batch is shared out. Every rank seeds the job's generator alike (the per-step seed is
+ * not the rank's), so the step draws the whole global batch's randomness alike and computes its `shard`'s rows
+ * of it, `shardRange(globalBatch, shard)`; the loop then averages the gradients and the losses across the ranks
+ * before the update, so N ranks with batch B take the steps one process with batch N·B takes (to float summation
+ * order). Rank 0 alone writes checkpoints and the log, validates and saves results, and reports progress; every
+ * rank resumes from the same (rank 0's) checkpoint folder, and a run that starts afresh starts from rank 0's
+ * weights.
  */
 import path from "node:path";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
+import { averageGradients, broadcastParameters, noGrad, tensor, type ProcessGroup } from "../engine/index.js";
 import type { GradScaler } from "../engine/optim/index.js";
 import { streamId } from "../util/hash.js";
 import type { ProgressReporter } from "../util/progress.js";
@@ -25,6 +35,19 @@ export interface LoopHooks {
   log?: (line: string) => void;
   /** Stop after this many steps of this call, leaving the folders as a kill at that point would (tests). */
   stopAfterSteps?: number;
+}
+
+/** The part of each step's global batch this process computes: rank `rank` of `worldSize` (0 of 1 alone). */
+export interface Shard {
+  rank: number;
+  worldSize: number;
+}
+
+/** Rows [start, end) of a global batch of `size` that `shard` computes: equal contiguous parts. */
+export function shardRange(size: number, shard: Shard): [number, number] {
+  if (size % shard.worldSize !== 0) throw new Error(`a global batch of ${size} does not split into ${shard.worldSize} equal shards`);
+  const per = size / shard.worldSize;
+  return [shard.rank * per, (shard.rank + 1) * per];
 }
 
 export interface TrainingLoop<J extends TrainingJob> {
@@ -48,9 +71,14 @@ export interface TrainingLoop<J extends TrainingJob> {
   logFile?: string;
   /** fp16 loss scaling, shared by the jobs of a step. */
   scaler?: GradScaler | null;
-  /** Forward and backward for the running jobs (drawing from their generators); returns each one's loss. */
-  step: (jobs: readonly J[]) => number[];
-  /** After a job's step (validation images), and once it has taken all its steps (save its result). */
+  /** Data parallel over processes (see the file comment); absent: this process alone. */
+  distributed?: ProcessGroup;
+  /**
+   * Forward and backward for the running jobs on the shard's rows of the global batch (drawing from their generators);
+   * returns each one's loss (its mean over the shard).
+   */
+  step: (jobs: readonly J[], shard: Shard) => number[];
+  /** After a job's step (validation images), and once it has taken all its steps (save its result); rank 0 only. */
   afterStep?: (job: J) => void | Promise<void>;
   finish?: (job: J) => void | Promise<void>;
   /** Named parts of the job's last loss, added to its log line (the hypernetwork's diffusion and weight terms). */
@@ -66,10 +94,12 @@ export interface LoopResult {
 }
 
 export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promise<LoopResult> {
-  const { label, hooks = {}, checkpointEvery } = loop;
+  const { label, checkpointEvery, distributed = null } = loop;
   if (!Number.isInteger(checkpointEvery) || checkpointEvery < 0) throw new Error(`${label}: checkpointEvery must be an integer ≥ 0, got ${checkpointEvery}`);
+  const lead = distributed === null || distributed.rank === 0;  // writes checkpoints, the log and results
+  const hooks: LoopHooks = lead ? loop.hooks ?? {} : { stopAfterSteps: loop.hooks?.stopAfterSteps };
   const stream = streamId(loop.stream ?? label);
-  const log = loop.logFile === undefined ? null : new TrainingLog(loop.logFile);
+  const log = loop.logFile === undefined || !lead ? null : new TrainingLog(loop.logFile);
   const pending = Symbol.asyncIterator in loop.jobs ? loop.jobs[Symbol.asyncIterator]() : arrayIterator(loop.jobs);
   const total = loop.totalSteps ?? (Array.isArray(loop.jobs) ? (loop.jobs as readonly J[]).reduce((sum, job) => sum + job.steps, 0) : 0);
   const running: J[] = [];
@@ -86,16 +116,16 @@ export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promi
         break;
       }
       const job = next.value;
-      const from = start(job, loop, log);
+      const from = start(job, loop, hooks, log);
       done += from;
       resumed += from;
-      if (job.done) await complete(job, loop, log);
+      if (job.done) await complete(job, loop, lead, log);
       else running.push(job);
     }
     if (running.length === 0) continue;
     if (hooks.stopAfterSteps !== undefined && taken >= hooks.stopAfterSteps) return { stopped: true, taken };
     const started = performance.now();
-    const losses = stepJobs(running, stream, loop.step, loop.scaler ?? null);
+    const losses = stepJobs(running, stream, loop.step, loop.scaler ?? null, distributed);
     const seconds = (performance.now() - started) / 1000;
     for (const [i, job] of running.entries()) {
       job.seconds += seconds;
@@ -104,11 +134,11 @@ export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promi
     taken += 1;
     done += running.length;
     for (const job of [...running]) {
-      await loop.afterStep?.(job);
+      if (lead) await loop.afterStep?.(job);
       if (job.done) {
         running.splice(running.indexOf(job), 1);
-        await complete(job, loop, log);
-      } else if (checkpointEvery > 0 && job.step % checkpointEvery === 0) saveCheckpoint(job);
+        await complete(job, loop, lead, log);
+      } else if (lead && checkpointEvery > 0 && job.step % checkpointEvery === 0) saveCheckpoint(job);
     }
     const one = running.length === 1 ? running[0]! : null;
     hooks.progress?.({ label, done, total, start: resumed, ...(one ? { loss: one.recentLoss(50) } : { note: `${running.length} jobs` }) });
@@ -119,13 +149,18 @@ export async function train<J extends TrainingJob>(loop: TrainingLoop<J>): Promi
 
 /**
  * One optimisation step of the running jobs, the heart of the loop (also what a test or a caller that drives
- * its own schedule takes): seed each job's generator for its step, run the trainer's forward and backward, and
- * update each job with its loss (a non-finite loss stops training, keeping the last checkpoint).
+ * its own schedule takes): seed each job's generator for its step, run the trainer's forward and backward on this
+ * rank's shard, average gradients and losses across the ranks, and update each job with its loss (a non-finite
+ * loss stops training, keeping the last checkpoint).
  */
-export function stepJobs<J extends TrainingJob>(jobs: readonly J[], stream: number, step: (jobs: readonly J[]) => number[], scaler: GradScaler | null): number[] {
+export function stepJobs<J extends TrainingJob>(
+  jobs: readonly J[], stream: number, step: (jobs: readonly J[], shard: Shard) => number[], scaler: GradScaler | null,
+  distributed: ProcessGroup | null = null,
+): number[] {
   for (const job of jobs) job.seedStep(stream);
-  const losses = step(jobs);
+  let losses = step(jobs, distributed ?? { rank: 0, worldSize: 1 });
   if (losses.length !== jobs.length) throw new Error(`the step returned ${losses.length} losses for ${jobs.length} jobs`);
+  if (distributed !== null) losses = averageAcrossRanks(jobs, losses, distributed);
   for (const [i, job] of jobs.entries()) {
     const loss = losses[i]!;
     if (!Number.isFinite(loss)) throw new Error(`${job.name}: the loss is ${loss} at step ${job.step + 1}; the last checkpoint is kept: resume with a lower learning rate`);
@@ -135,19 +170,45 @@ export function stepJobs<J extends TrainingJob>(jobs: readonly J[], stream: numb
   return losses;
 }
 
-/** Resumes a job from its checkpoint (when there is one and resuming is allowed); returns the step it is at. */
-function start<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, log: TrainingLog | null): number {
+/**
+ * The gradients of the jobs' parameters and the jobs' losses averaged across the ranks, so that every rank updates
+ * with the global batch's gradient and records (and checks) the same loss. A rank that died fails this step here.
+ */
+function averageAcrossRanks(jobs: readonly TrainingJob[], losses: number[], group: ProcessGroup): number[] {
+  try {
+    averageGradients(jobs.flatMap((job) => job.options.parameters), group);
+    using mean = tensor(losses, { dtype: "float64" });
+    group.allReduce([mean], "mean");
+    return mean.toArray() as number[];
+  } catch (error) {
+    throw new Error(`${jobs.map((job) => job.name).join(", ")}: step ${jobs[0]!.step + 1} could not be shared with the other ranks; ` +
+      `the last checkpoint is kept: rerun the same command to resume from it. ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/**
+ * Resumes a job from its checkpoint (when there is one and resuming is allowed), or, distributed, gives a fresh one
+ * rank 0's weights; returns the step it is at.
+ */
+function start<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, hooks: LoopHooks, log: TrainingLog | null): number {
   if (loop.resume === false && latestCheckpoint(job.dir) !== null) {
     throw new Error(`${job.dir} holds a checkpoint of ${job.name}: resume it, or choose another folder`);
   }
   const folder = resumeJob(job);
-  if (folder !== null) loop.hooks?.log?.(`${job.name}: resuming from ${folder} (step ${job.step} of ${job.steps})`);
+  if (folder === null && loop.distributed) {
+    // By name, so every rank sends the same list; loaded back, as `tensors` may give copies of the trained state.
+    const state = job.options.tensors();
+    broadcastParameters([...[...state.keys()].sort().map((name) => state.get(name)!), ...(job.options.ema?.shadow ?? [])], loop.distributed);
+    noGrad(() => job.options.load(state));
+  }
+  if (folder !== null) hooks.log?.(`${job.name}: resuming from ${folder} (step ${job.step} of ${job.steps})`);
   log?.write({ job: job.name, event: folder !== null ? "resumed" : "started", step: job.step });
   return job.step;
 }
 
-/** A job that has taken its steps: final checkpoint (when kept), its result, then its checkpoints removed. */
-async function complete<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, log: TrainingLog | null): Promise<void> {
+/** A job that has taken its steps: final checkpoint (when kept), its result, then its checkpoints removed (rank 0). */
+async function complete<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, lead: boolean, log: TrainingLog | null): Promise<void> {
+  if (!lead) return;
   if (loop.keepFinalCheckpoint && latestCheckpoint(job.dir) !== path.join(job.dir, `checkpoint-${job.step}`)) saveCheckpoint(job);
   await loop.finish?.(job);
   if (!loop.keepFinalCheckpoint) removeCheckpoints(job.dir);

@@ -54,7 +54,16 @@ export interface NativeEngine {
   synchronize(device: string): void;
   deviceMemory(device: string, reset: boolean): DeviceMemory;
   emptyCache(device: string): void;
-  buildInfo(): { torchVersion: string; libtorchDir: string; cxx11Abi: boolean; loadedLibrary: string };
+  buildInfo(): { torchVersion: string; libtorchDir: string; cxx11Abi: boolean; loadedLibrary: string; distributedBackends: string[] };
+  /** c10d process groups (engine/distributed.ts); failures throw with code HDB_DISTRIBUTED. */
+  distInit(
+    masterAddr: string, masterPort: number, rank: number, worldSize: number, timeoutMs: number, isServer: boolean,
+    storePrefix: string, glooDevice: string, cudaDevice: number,
+  ): number;
+  distAllReduce(group: number, tensors: Handle[], op: "sum" | "product" | "min" | "max"): void;
+  distBroadcast(group: number, tensors: Handle[], root: number): void;
+  distBarrier(group: number): void;
+  distDestroy(group: number): void;
 }
 
 /** The caching allocator's byte counters of one accelerator device (torch.cuda.memory_stats' aggregate rows). */
