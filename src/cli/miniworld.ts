@@ -1,7 +1,7 @@
 /**
  * `hdb miniworld`: look at, export, build and measure the mini-world (src/miniworld/). Subcommands: render,
  * vocab, styles, describe (their flags are the specs below), build and metrics (miniworld-build.ts), lidb-set
- * (miniworld-hypernetwork.ts), quality and
+ * and encoder (miniworld-hypernetwork.ts), quality and
  * dreambooth (miniworld-evaluate.ts); `hdb miniworld --help` lists them, `hdb miniworld <sub> --help` shows one.
  */
 import { mkdirSync } from "node:fs";
@@ -15,7 +15,7 @@ import { imageGrid, savePng } from "../pipeline/images.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { defineCommand, formatCommandList, HelpRequested, parseFlags, type CommandSpec } from "../util/flags.js";
 import { MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, runMiniworldBuild, runMiniworldMetrics } from "./miniworld-build.js";
-import { MINIWORLD_LIDB_SET_SPEC, runMiniworldLidbSet } from "./miniworld-hypernetwork.js";
+import { MINIWORLD_ENCODER_SPEC, MINIWORLD_LIDB_SET_SPEC, runMiniworldEncoder, runMiniworldLidbSet } from "./miniworld-hypernetwork.js";
 import { MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_QUALITY_SPEC, runMiniworldDreamBooth, runMiniworldQuality } from "./miniworld-evaluate.js";
 import { Progress } from "../util/progress.js";
 
@@ -96,7 +96,7 @@ export const MINIWORLD_DESCRIBE_SPEC = defineCommand({
 /** The subcommands of `hdb miniworld`, in the order the help lists them. */
 export const MINIWORLD_COMMANDS: readonly CommandSpec[] = [
   MINIWORLD_RENDER_SPEC, MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, MINIWORLD_QUALITY_SPEC, MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_LIDB_SET_SPEC,
-  MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
+  MINIWORLD_ENCODER_SPEC, MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
 ];
 
 /** `hdb miniworld --help`. */
@@ -177,6 +177,9 @@ export async function runMiniworld(argv: string[]): Promise<void> {
     case "lidb-set":
       await runMiniworldLidbSet(rest);
       return;
+    case "encoder":
+      await runMiniworldEncoder(rest);
+      return;
     case "quality":
       await runMiniworldQuality(rest);
       return;
@@ -209,6 +212,6 @@ export async function runMiniworld(argv: string[]): Promise<void> {
     case "-h":
       throw new HelpRequested(miniworldHelp());
     default:
-      throw new Error(`miniworld: unknown command '${command ?? ""}' (build, metrics, quality, dreambooth, lidb-set, render, vocab, styles, describe)`);
+      throw new Error(`miniworld: unknown command '${command ?? ""}' (build, metrics, quality, dreambooth, lidb-set, encoder, render, vocab, styles, describe)`);
   }
 }

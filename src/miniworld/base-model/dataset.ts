@@ -29,8 +29,8 @@ export interface WorldSample {
 
 export const IMAGE_SIZE = 64;
 
-/** Styles of a sample: none, one, or two of different kinds. */
-function drawStyles(r: Random): StyleName[] {
+/** Styles of a sample: none, one, or two of different kinds (also the image encoder's held-out retrieval check). */
+export function drawStyles(r: Random): StyleName[] {
   const kind = r.weighted([[0, 35], [1, 50], [2, 15]] as const);
   if (kind === 0) return [];
   const first = r.pick(STYLES);
