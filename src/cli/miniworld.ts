@@ -15,7 +15,9 @@ import { imageGrid, savePng } from "../pipeline/images.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { defineCommand, formatCommandList, HelpRequested, parseFlags, type CommandSpec } from "../util/flags.js";
 import { MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, runMiniworldBuild, runMiniworldMetrics } from "./miniworld-build.js";
-import { MINIWORLD_ENCODER_SPEC, MINIWORLD_LIDB_SET_SPEC, runMiniworldEncoder, runMiniworldLidbSet } from "./miniworld-hypernetwork.js";
+import {
+  MINIWORLD_ENCODER_SPEC, MINIWORLD_HYPERNETWORK_SPEC, MINIWORLD_LIDB_SET_SPEC, runMiniworldEncoder, runMiniworldHypernetwork, runMiniworldLidbSet,
+} from "./miniworld-hypernetwork.js";
 import { MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_QUALITY_SPEC, runMiniworldDreamBooth, runMiniworldQuality } from "./miniworld-evaluate.js";
 import { Progress } from "../util/progress.js";
 
@@ -96,7 +98,7 @@ export const MINIWORLD_DESCRIBE_SPEC = defineCommand({
 /** The subcommands of `hdb miniworld`, in the order the help lists them. */
 export const MINIWORLD_COMMANDS: readonly CommandSpec[] = [
   MINIWORLD_RENDER_SPEC, MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, MINIWORLD_QUALITY_SPEC, MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_LIDB_SET_SPEC,
-  MINIWORLD_ENCODER_SPEC, MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
+  MINIWORLD_ENCODER_SPEC, MINIWORLD_HYPERNETWORK_SPEC, MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
 ];
 
 /** `hdb miniworld --help`. */
@@ -177,6 +179,9 @@ export async function runMiniworld(argv: string[]): Promise<void> {
     case "lidb-set":
       await runMiniworldLidbSet(rest);
       return;
+    case "hypernetwork":
+      await runMiniworldHypernetwork(rest);
+      return;
     case "encoder":
       await runMiniworldEncoder(rest);
       return;
@@ -212,6 +217,6 @@ export async function runMiniworld(argv: string[]): Promise<void> {
     case "-h":
       throw new HelpRequested(miniworldHelp());
     default:
-      throw new Error(`miniworld: unknown command '${command ?? ""}' (build, metrics, quality, dreambooth, lidb-set, encoder, render, vocab, styles, describe)`);
+      throw new Error(`miniworld: unknown command '${command ?? ""}' (build, metrics, quality, dreambooth, lidb-set, encoder, hypernetwork, render, vocab, styles, describe)`);
   }
 }

@@ -28,7 +28,7 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
 const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "inspect", "export", "miniworld render",
-  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld vocab", "miniworld styles", "miniworld describe"];
+  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld vocab", "miniworld styles", "miniworld describe"];
 const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, INSPECT_SPEC,
   EXPORT_SPEC, ...MINIWORLD_COMMANDS];
 

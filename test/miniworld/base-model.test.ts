@@ -101,7 +101,7 @@ test("a tiny build writes a float16 diffusers folder, EMA weights and build.json
   assert.deepEqual(readJson<BuildRecord>(path.join(workDir, "build.json")), record);
 
   // The exported UNet and text encoder are the last diffusion phase's EMA weights, cast to float16 (not the last step's).
-  const checkpoint = loadSafetensors(path.join(workDir, "diffusion-4", `checkpoint-${RECIPE.colourBalance.steps}`, "weights.safetensors")).tensors;
+  const checkpoint = loadSafetensors(path.join(workDir, "diffusion-4", `checkpoint-${RECIPE.colourBalance.steps}`, "model.safetensors")).tensors;
   const exported = new Map<string, Tensor>([
     ...[...loadSafetensors(path.join(baseDir, weightFiles[0]!)).tensors].map(([k, t]) => [`unet.${k}`, t] as const),
     ...[...loadSafetensors(path.join(baseDir, weightFiles[2]!)).tensors].map(([k, t]) => [`text_encoder.${k}`, t] as const),
