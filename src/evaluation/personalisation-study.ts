@@ -12,7 +12,6 @@
  * confidence intervals, per prompt and overall, and a contact sheet (the reference, then the first method
  * with a file, one image per prompt, one row per identity).
  */
-import path from "node:path";
 import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
 import { applyLidbFile } from "../adapters/lidb/file.js";
 import { identifierPrompt } from "../miniworld/captions.js";
@@ -183,9 +182,4 @@ export async function runPersonalisationStudy(options: StudyOptions): Promise<St
     overall: { identity: intervals((s) => s.identity, [...methodNames, "world"], scores), styleAccuracy: intervals((s) => s.style, methodNames, scores) },
     seconds: (performance.now() - started) / 1000,
   };
-}
-
-/** A contact sheet's path relative to a report (for its markdown). */
-export function relativeTo(report: string, file: string): string {
-  return path.relative(path.dirname(report), file).split(path.sep).join("/");
 }
