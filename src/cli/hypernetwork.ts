@@ -9,6 +9,7 @@ import { VisionFeatureEncoder } from "../hypernetwork/encoder.js";
 import { loadHyperNetwork } from "../hypernetwork/file.js";
 import { predictLidbFiles } from "../hypernetwork/predict.js";
 import { trainHyperNetwork } from "../hypernetwork/train.js";
+import { launchIfRequested } from "../training/launch.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { formatDuration, progressBars } from "../util/progress.js";
 
@@ -21,7 +22,9 @@ export const TRAIN_HYPERNET_SPEC = defineCommand({
   details: `The weight set is a DreamBooth run's output folder (manifest.json, one photo and one LiDB file per identity), e.g.
 hdb miniworld lidb-set's lidb/. Loss per photo: the DreamBooth loss with the predicted weights + β · the relative error of
 A_train·B_train per layer (--weight-loss; 0 trains on the diffusion loss alone). Writes <out>/hypernetwork/ (config.json,
-model.safetensors, lidb_space.json), train-log.jsonl, losses.html and validation/step-<n>.png. Killed, the same command resumes.`,
+model.safetensors, lidb_space.json), train-log.jsonl, losses.html and validation/step-<n>.png. Killed, the same command resumes.
+Data parallel: --nproc N runs N processes on this machine, or launch with torchrun --no-python --nproc-per-node N (RANK,
+WORLD_SIZE, MASTER_ADDR, MASTER_PORT): each takes batch-size/N photos of every step; --threads is then per process.`,
   flags: {
     "weight-set": { type: "string", value: "<folder>", description: "the DreamBooth run with the photos and LiDB files (required)" },
     encoder: { type: "string", value: "<id|folder>", description: "the frozen image encoder: CLIP vision or DINOv2, a folder or hub id (required)" },
@@ -41,9 +44,11 @@ model.safetensors, lidb_space.json), train-log.jsonl, losses.html and validation
     "validation-photos": { type: "string", value: "<folder>", description: "photos of people outside the weight set, for the validation sheets" },
     "validation-every": { type: "integer", min: 1, default: 500, description: "steps between validation sheets" },
     seed: { type: "integer", min: 0, default: 0, description: "initialisation and per-step draws" },
-    threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
+    nproc: { type: "integer", min: 1, default: 1, description: "data-parallel processes on this machine (c10d: Gloo on CPU, NCCL on CUDA)" },
+    threads: { type: "integer", min: 1, description: "CPU threads (per process)", defaultText: "libtorch's" },
   },
   examples: [
+    "hdb train-hypernet --nproc 2 --weight-set data/miniworld-lidb-set/lidb --encoder models/miniworld/encoder --output-dir out/hypernet",
     "hdb train-hypernet --weight-set data/miniworld-lidb-set/lidb --encoder models/miniworld/encoder --output-dir out/hypernet",
     "hdb train-hypernet --weight-set out/set --encoder openai/clip-vit-large-patch14 --output-dir out/hn --weight-loss 0",
   ],
@@ -80,6 +85,10 @@ function photosIn(dir: string): string[] {
 export async function runTrainHypernet(argv: string[]): Promise<void> {
   const { values } = parseFlags(TRAIN_HYPERNET_SPEC, argv);
   for (const flag of ["weight-set", "encoder", "output-dir"] as const) if (!values[flag]) throw new Error(`--${flag} is required`);
+  if (values["batch-size"] % values.nproc !== 0) throw new Error(`--batch-size ${values["batch-size"]} does not split into --nproc ${values.nproc} equal shards`);
+  // --nproc N: this process only launches the N ranks (the same command with torchrun's environment) and waits.
+  if (await launchIfRequested()) return;
+  const ranked = process.env["WORLD_SIZE"] !== undefined && Number(process.env["WORLD_SIZE"]) > 1;
   if (values.threads !== undefined) setNumThreads(values.threads);
   const log = (line: string): void => void process.stderr.write(`${line}\n`);
   const encoder = await VisionFeatureEncoder.fromPretrained(values.encoder!, { layer: values["encoder-layer"] });
@@ -101,7 +110,9 @@ export async function runTrainHypernet(argv: string[]): Promise<void> {
         },
       } : {}),
       hooks: { progress: progressBars(), log },
+      ...(ranked ? { distributed: "environment" as const } : {}),
     });
+    if (ranked && process.env["RANK"] !== "0") return;
     process.stdout.write(`${result.finished ? "done" : "stopped"} in ${formatDuration((Date.now() - started) / 1000)} on ${getNumThreads()} threads → ${result.dir}\n`);
   } finally {
     encoder.dispose();

@@ -217,9 +217,11 @@ export class DreamBoothTrainer {
   /**
    * Per-identity losses of one batch: identity i's `samples[i]` with its `factors[i]`; with `train`, also
    * the backward pass of the sum of the identities' losses (divided by the accumulation steps), leaving each
-   * identity's gradient in its factors' `.grad`. The samples' tensors are consumed (freed).
+   * identity's gradient in its factors' `.grad`. The samples' tensors are consumed (freed). `gradientScale`
+   * multiplies what is differentiated, not the returned losses (the world size, when the batch summed over is one
+   * rank's shard and the ranks average their gradients: hypernetwork/train.ts).
    */
-  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean): number[] {
+  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean, gradientScale = 1): number[] {
     const { config } = this;
     return tidy(() => {
       const onDevice = (parts: Tensor[]): Tensor => cat(parts).to(config.device);
@@ -241,7 +243,8 @@ export class DreamBoothTrainer {
           prior: config.withPriorPreservation ? { weight: config.priorLossWeight } : null,
         });
         if (train) {
-          const loss = perIdentity.total.sum().div(config.gradientAccumulationSteps);
+          const summed = perIdentity.total.sum().div(config.gradientAccumulationSteps);
+          const loss = gradientScale === 1 ? summed : summed.mul(gradientScale);
           this.pipeline.unet.backward(this.scaler ? this.scaler.scale(loss) : loss);
           this.adapters.collectGradients(factors);
         }

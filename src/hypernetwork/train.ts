@@ -19,10 +19,16 @@
  *
  * Every draw (which photos, the posterior sample, noise, timesteps) comes from the job's per-step generator,
  * so a resumed run continues bit for bit.
+ *
+ * Data parallel (`distributed`: the loop's process group, from torchrun's or `--nproc`'s environment): every rank
+ * draws the whole global batch alike and computes its contiguous share of the photos (training/loop.ts). The loss is
+ * a sum over the batch's photos, and the ranks average their gradients, so each rank differentiates its shard's sum
+ * times the world size: N ranks take the step one process takes on the whole batch. The logged terms are averaged
+ * across the ranks too. Rank 0 alone logs, validates, checkpoints and saves.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { backward, cat, keep, manualSeed, noGrad, randint, tensor, tidy, type Tensor } from "../engine/index.js";
+import { backward, cat, initProcessGroup, keep, manualSeed, noGrad, randint, tensor, tidy, type ProcessGroup, type Tensor } from "../engine/index.js";
 import { AdamW, cosineSchedule } from "../engine/optim/index.js";
 import { loadLidbFile, readLidbFileInfo } from "../adapters/lidb/file.js";
 import { promptWithIdentifier, resolveConfig, type TrainingConfigInput } from "../dreambooth/config.js";
@@ -31,7 +37,7 @@ import { IdentityPhotos } from "../dreambooth/identity.js";
 import { readManifest } from "../dreambooth/manifest.js";
 import { DreamBoothTrainer } from "../dreambooth/trainer.js";
 import { imageGrid, loadImage, savePng, type RgbImage } from "../pipeline/images.js";
-import { train, TrainingJob, type LoopHooks } from "../training/index.js";
+import { shardRange, train, TrainingJob, type LoopHooks } from "../training/index.js";
 import { writeLossPage } from "../training/loss-page.js";
 import { hyperNetworkConfig, type HyperNetworkConfigInput } from "./config.js";
 import { lidbSpaceOf, saveHyperNetwork } from "./file.js";
@@ -82,6 +88,11 @@ export interface HyperNetworkTrainingOptions {
   settings: HyperNetworkTrainingSettings;
   validation?: ValidationOptions;
   hooks?: LoopHooks;
+  /**
+   * Data parallel over processes: a process group, or "environment" to join the one torchrun's (or `--nproc`'s)
+   * environment describes, on the weight set's device (and leave it at the end).
+   */
+  distributed?: ProcessGroup | "environment";
 }
 
 export interface HyperNetworkTrainingResult {
@@ -96,7 +107,8 @@ export interface HyperNetworkTrainingResult {
 
 export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): Promise<HyperNetworkTrainingResult> {
   const { settings } = options;
-  const log = options.hooks?.log ?? (() => {});
+  const quiet = options.distributed !== undefined && (options.distributed === "environment" ? process.env["RANK"] ?? "0" : String(options.distributed.rank)) !== "0";
+  const log = quiet ? () => {} : options.hooks?.log ?? (() => {});
   const manifest = readManifest(options.weightSet);
   if (!manifest) throw new Error(`${options.weightSet} holds no DreamBooth manifest.json: make the weight set first (hdb miniworld lidb-set)`);
   const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length);
@@ -111,9 +123,16 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     throw new Error(`${options.weightSet}: the manifest's LiDB settings (a ${config.lidbA}, b ${config.lidbB}, rank ${config.rank}, basis seed ${config.basisSeed}) ` +
       `differ from its files' (a ${space.a}, b ${space.b}, rank ${space.rank}, seed ${space.seed})`);
   }
+  if (options.distributed !== undefined && settings.batchSize % (options.distributed === "environment" ? Number(process.env["WORLD_SIZE"] ?? 1) : options.distributed.worldSize) !== 0) {
+    throw new Error(`--batch-size ${settings.batchSize} does not split into equal shards over ${options.distributed === "environment" ? process.env["WORLD_SIZE"] : options.distributed.worldSize} processes`);
+  }
   const session = await DreamBoothTrainer.open(config, { log }, { manifest: false });
   const owned: { dispose(): void }[] = [session];
+  let joined: ProcessGroup | null = null;
   try {
+    if (options.distributed === "environment") joined = initProcessGroup({ device: config.device });
+    const group = joined ?? (options.distributed === "environment" ? undefined : options.distributed);
+    if (group) log(`hypernetwork: rank ${group.rank} of ${group.worldSize} (${group.backends.join(", ")}), ${settings.batchSize / group.worldSize} photos per rank per step`);
     log(`hypernetwork: ${entries.length} identities; encoding their photos`);
     const features = keep(await options.encoder.encode(entries.map((e) => e.images[0]!)));
     owned.push(features);
@@ -195,10 +214,17 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     };
     const { stopped } = await train({
       label: "hypernetwork", jobs: [job], checkpointEvery: settings.checkpointEvery, logFile: path.join(options.outputDir, "train-log.jsonl"),
-      step: () => {
+      ...(group ? { distributed: group } : {}),
+      step: (_, shard) => {
         const g = job.generator;
-        const rows = tidy(() => Array.from(randint(0, entries.length, [settings.batchSize], { generator: g }).data() as BigInt64Array, Number));
-        const samples = rows.map((row) => photos[row]!.draw(session.shared, false, g));
+        // The whole global batch is drawn on every rank (the same draws), then this rank keeps its shard.
+        const drawn = tidy(() => Array.from(randint(0, entries.length, [settings.batchSize], { generator: g }).data() as BigInt64Array, Number));
+        const all = drawn.map((row) => photos[row]!.draw(session.shared, false, g));
+        const [from, to] = shardRange(settings.batchSize, shard);
+        for (const s of [...all.slice(0, from), ...all.slice(to)]) for (const t of [s.latents, s.noise, s.timesteps]) t.dispose();
+        const rows = drawn.slice(from, to);
+        const samples = all.slice(from, to);
+        const scale = shard.worldSize;  // the ranks average their gradients of a sum over the batch
         return [tidy(() => {
           const index = tensor(BigInt64Array.from(rows, BigInt), { dtype: "int64" });
           const theta = network.forward(features.indexSelect(0, index).to(config.device));
@@ -206,13 +232,21 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
           const target = cores.indexSelect(0, index).to(config.device);
           // Σ_i ‖C_i − C̃_i‖² / ‖C̃_i‖²: per photo, relative to its own target.
           const weightLosses = aTrain.matmul(bTrain).sub(target).square().sum([1, 2, 3]).div(target.square().sum([1, 2, 3]));
-          const weightLoss = noGrad(() => weightLosses.mean().item());
-          if (settings.weightLoss > 0) backward([weightLosses.sum().mul(settings.weightLoss)], undefined, { retainGraph: true });
+          let weightLoss = noGrad(() => weightLosses.mean().item());
+          if (settings.weightLoss > 0) backward([weightLosses.sum().mul(settings.weightLoss * scale)], undefined, { retainGraph: true });
           const factors = rows.map((_, i) => new Map([["a_train", aTrain.select(0, i)], ["b_train", bTrain.select(0, i)]]));
-          const diffusion = session.batchLosses(factors, samples, true);
-          const diffusionLoss = diffusion.reduce((a, b) => a + b, 0) / diffusion.length;
+          const diffusion = session.batchLosses(factors, samples, true, scale);
+          let diffusionLoss = diffusion.reduce((a, b) => a + b, 0) / diffusion.length;
+          if (group) {
+            // The terms of the whole batch: the mean of the ranks' means over their equal shards.
+            const both = tensor([diffusionLoss, weightLoss], { dtype: "float64" });
+            group.allReduce([both], "mean");
+            const [d, w] = both.toArray() as number[];
+            [diffusionLoss, weightLoss] = [d!, w!];
+          }
           terms.push({ diffusion: diffusionLoss, weight: weightLoss });
-          return rows.length * (diffusionLoss + settings.weightLoss * weightLoss);
+          // The shard's sum times the world size: its mean across the ranks is the global batch's sum.
+          return rows.length * scale * (diffusionLoss + settings.weightLoss * weightLoss);
         })];
       },
       logTerms: () => terms.at(-1) ?? {},
@@ -235,5 +269,6 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     return { dir: path.join(options.outputDir, "hypernetwork"), finished: !stopped, losses: job.losses, terms, seconds: job.seconds };
   } finally {
     for (const item of owned.reverse()) item.dispose();
+    joined?.destroy();
   }
 }
