@@ -26,7 +26,7 @@
  * times the world size: N ranks take the step one process takes on the whole batch. The logged terms are averaged
  * across the ranks too. Rank 0 alone logs, validates, checkpoints and saves.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { backward, cat, initProcessGroup, keep, manualSeed, noGrad, randint, tensor, tidy, type ProcessGroup, type Tensor } from "../engine/index.js";
 import { AdamW, cosineSchedule } from "../engine/optim/index.js";
@@ -81,6 +81,11 @@ export interface ValidationOptions {
 export interface HyperNetworkTrainingOptions {
   /** The weight set's DreamBooth folder: manifest.json and the LiDB files. */
   weightSet: string;
+  /**
+   * The base model, when not where the weight set's manifest recorded it (a clone in another folder); its LiDB
+   * files record the targeted weights' hash, so another model of the same architecture is still caught at load.
+   */
+  model?: string;
   outputDir: string;
   encoder: FeatureEncoder;
   /** Sizes and rounds of the decoder (the LiDB space and encoder come from the data). */
@@ -105,20 +110,31 @@ export interface HyperNetworkTrainingResult {
   seconds: number;
 }
 
+/**
+ * A weight set's photo: where its manifest recorded it, else in the `photos/` folder beside the weight set (the
+ * layout hdb miniworld lidb-set writes, whose manifest records absolute paths of the machine that made it).
+ */
+function locatePhoto(recorded: string, weightSet: string): string {
+  if (existsSync(recorded)) return recorded;
+  const beside = path.join(weightSet, "..", "photos", path.basename(recorded));
+  if (existsSync(beside)) return beside;
+  throw new Error(`${weightSet}: the photo ${recorded} is missing (and ${beside} too); re-render the photos with the command that made the weight set`);
+}
+
 export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): Promise<HyperNetworkTrainingResult> {
   const { settings } = options;
   const quiet = options.distributed !== undefined && (options.distributed === "environment" ? process.env["RANK"] ?? "0" : String(options.distributed.rank)) !== "0";
   const log = quiet ? () => {} : options.hooks?.log ?? (() => {});
   const manifest = readManifest(options.weightSet);
   if (!manifest) throw new Error(`${options.weightSet} holds no DreamBooth manifest.json: make the weight set first (hdb miniworld lidb-set)`);
-  const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length);
+  const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length).map((e) => ({ ...e, images: e.images.map((image) => locatePhoto(image, options.weightSet)) }));
   if (entries.length < settings.batchSize) throw new Error(`${options.weightSet}: ${entries.length} finished identities, fewer than the batch size ${settings.batchSize}`);
   const info = readLidbFileInfo(path.join(options.weightSet, entries[0]!.file));
   const space = lidbSpaceOf(info);
 
   // The DreamBooth run's models, adapters (the weight set's LiDB space) and loss; nothing written to its folder.
   const runSettings = manifest.settings as Partial<TrainingConfigInput>;
-  const config = resolveConfig({ ...runSettings, adapter: "lidb", outputDir: options.outputDir, identities: entries.map((e) => ({ id: e.id, images: e.images })) } as TrainingConfigInput);
+  const config = resolveConfig({ ...runSettings, ...(options.model === undefined ? {} : { pretrainedModel: options.model }), adapter: "lidb", outputDir: options.outputDir, identities: entries.map((e) => ({ id: e.id, images: e.images })) } as TrainingConfigInput);
   if (config.lidbA !== space.a || config.lidbB !== space.b || config.rank !== space.rank || String(config.basisSeed) !== space.seed) {
     throw new Error(`${options.weightSet}: the manifest's LiDB settings (a ${config.lidbA}, b ${config.lidbB}, rank ${config.rank}, basis seed ${config.basisSeed}) ` +
       `differ from its files' (a ${space.a}, b ${space.b}, rank ${space.rank}, seed ${space.seed})`);
