@@ -18,10 +18,11 @@ export const LAYERS = [
   { name: "adapters", path: "^src/adapters/", comment: "LiDB and LoRA adapters (peft-style tuners), their files and the LiDB → LoRA export" },
   { name: "dreambooth", path: "^src/dreambooth/", comment: "DreamBooth training of LiDB/LoRA adapters, one identity or many per batch" },
   { name: "hypernetwork", path: "^src/hypernetwork/", comment: "the HyperNetwork (§4.2): photo features → LiDB factors; its training, files and predictions" },
+  { name: "personalize", path: "^src/personalize/", comment: "personalisation (§4.3): the prediction, then the rank-relaxed fast fine-tuning" },
   { name: "world", path: "^src/miniworld/(?!base-model/|hypernetwork/)", comment: "the mini-world: identities, renders, captions, styles, vocabulary, splits" },
   { name: "evaluation", path: "^src/evaluation/", comment: "the world's metric networks and the studies" },
   {
-    name: "recipe", path: "^src/miniworld/base-model/", notBelow: ["adapters", "dreambooth", "hypernetwork"],
+    name: "recipe", path: "^src/miniworld/base-model/", notBelow: ["adapters", "dreambooth", "hypernetwork", "personalize"],
     comment: "the bundled base model's build (its last stage trains the metric networks); made before, and without, any adapter",
   },
   {

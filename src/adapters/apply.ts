@@ -3,7 +3,7 @@
  * number of LiDB and LoRA files, each with a weight (its ΔW multiplier, default 1), stacked on the same layers
  * under distinct adapter names ("lidb", "lidb_2", …, "lora", "lora_2", …).
  */
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { applyLidbFile } from "./lidb/file.js";
 import type { LidbAdapters } from "./lidb/model.js";
 import type { LoraAdapters } from "./lora/model.js";
@@ -16,13 +16,23 @@ export interface WeightedFile {
   weight: number;
 }
 
-/** "file.safetensors" or "file.safetensors:0.8" (the last ":" followed by a number is the weight). */
+/**
+ * "file.safetensors" or "file.safetensors:0.8" (the text after the last ":" is the weight, unless the whole text
+ * names a file). Errors say which part is wrong: a weight that is not a number is named as the weight, not as
+ * part of a missing file's name; a folder is named as a folder.
+ */
 export function parseWeightedFile(text: string, option: string): WeightedFile {
-  const match = /^(.*):(-?\d+(?:\.\d+)?(?:e-?\d+)?)$/i.exec(text);
-  const [path, weight] = match && !existsSync(text) ? [match[1]!, Number(match[2])] : [text, 1];
+  const colon = text.lastIndexOf(":");
+  const whole = existsSync(text);
+  const [path, weightText] = colon < 0 || whole ? [text, undefined] : [text.slice(0, colon), text.slice(colon + 1)];
   if (path === "") throw new Error(`--${option} needs a file path, got '${text}'`);
-  if (!Number.isFinite(weight)) throw new Error(`--${option}: the weight in '${text}' is not a number`);
+  const weight = weightText === undefined ? 1 : Number(weightText);
+  if (weightText !== undefined && (weightText.trim() === "" || !Number.isFinite(weight))) {
+    const missing = existsSync(path) ? "" : ` (and there is no file '${path}')`;
+    throw new Error(`--${option} ${text}: the weight after the last ':' must be a finite number, got '${weightText}'${missing}`);
+  }
   if (!existsSync(path)) throw new Error(`--${option}: no such file '${path}'`);
+  if (statSync(path).isDirectory()) throw new Error(`--${option}: '${path}' is a folder; give a .safetensors file`);
   return { path, weight };
 }
 
@@ -46,6 +56,7 @@ export function applyAdapterFiles(models: AdaptedModels, files: { lidb?: readonl
     for (const [i, file] of (files.lidb ?? []).entries()) {
       const applied = applyLidbFile(models, file.path, { name: i === 0 ? "lidb" : `lidb_${i + 1}`, scale: file.weight });
       adapters.push(applied.adapters);
+      if (applied.relaxed) adapters.push(applied.relaxed);
       warnings.push(...applied.warnings.map((w) => `${file.path}: ${w}`));
     }
     for (const [i, file] of (files.lora ?? []).entries()) {

@@ -10,15 +10,20 @@
  * and no base model needed (its folder only serves to check compatibility). The rebuilt bases' checksum must
  * equal the file's, so an export can never silently use other bases than training did (prior-art mistake 1).
  */
-import { noGrad, tensor, tidy } from "../engine/index.js";
+import { cat, noGrad, tensor, tidy } from "../engine/index.js";
 import { AuxBasisChecksum, buildAuxBases } from "./lidb/aux-bases.js";
-import { loadLidbFile, type LidbFile } from "./lidb/file.js";
+import { disposeLidbFile, loadLidbFile, type LidbFile } from "./lidb/file.js";
 import type { LoraLayerWeights } from "./lora/config.js";
 import { disposeLayer, writeLoraFile, type LoraFormat } from "./lora/file.js";
 
 /**
  * The exact LoRA factors of a LiDB file, by layer name (float32 CPU tensors the caller frees). Throws if the
- * rebuilt bases do not match the file's checksum.
+ * rebuilt bases do not match the file's checksum. A rank-relaxed part (paper §4.3) is stacked along the rank:
+ *
+ *     lora_B = [A_aux·A_train | s·up_relaxed]      lora_A = [B_train·B_aux ; down_relaxed]      alpha = rank + r
+ *
+ * with s = the relaxed part's alpha / r folded into its up factor, so ΔW = ΔW_LiDB + ΔW_relaxed exactly: one
+ * standard LoRA of rank lidb.rank + r, no SVD (prior-art mistake 5).
  */
 export function lidbToLoraLayers(file: LidbFile): Map<string, LoraLayerWeights> {
   const { info, factors } = file;
@@ -33,9 +38,15 @@ export function lidbToLoraLayers(file: LidbFile): Map<string, LoraLayerWeights> 
         const bAux = tensor(bases.bAux, { shape: [info.dims.b, target.inFeatures] });
         const aTrain = factors.aTrain.select(0, i).float().cpu();
         const bTrain = factors.bTrain.select(0, i).float().cpu();
-        return { up: aAux.matmul(aTrain), down: bTrain.matmul(bAux) };
+        const up = aAux.matmul(aTrain);
+        const down = bTrain.matmul(bAux);
+        const relaxed = file.relaxed?.get(target.name);
+        if (!relaxed) return { up, down };
+        const rank = relaxed.down.size(0);
+        const scaling = (relaxed.alpha ?? rank) / rank;
+        return { up: cat([up, scaling === 1 ? relaxed.up.float() : relaxed.up.float().mul(scaling)], 1), down: cat([down, relaxed.down.float()], 0) };
       }));
-      layers.set(target.name, { ...weights, alpha: info.dims.rank });
+      layers.set(target.name, { ...weights, alpha: weights.down.size(0) });
     });
     const rebuilt = checksum.digest();
     if (rebuilt !== info.basisChecksum) {
@@ -68,13 +79,13 @@ export function exportLidbFile(lidbPath: string, outPath: string, options: Expor
         metadata: {
           "hdb.exported_from": "lidb", "hdb.lidb_basis_sha256": info.basisChecksum,
           "hdb.base_model": info.baseModel.id, "hdb.lidb_rank": String(info.dims.rank),
+          ...(info.relaxed ? { "hdb.relaxed_rank": String(info.relaxed.rank) } : {}),
         },
       });
     } finally {
       for (const w of layers.values()) disposeLayer(w);
     }
   } finally {
-    file.factors.aTrain.dispose();
-    file.factors.bTrain.dispose();
+    disposeLidbFile(file);
   }
 }

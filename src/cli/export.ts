@@ -4,6 +4,7 @@
  * the file is first checked against that model's UNet and text encoder (layer names and weight shapes, from
  * their configs; no weights are loaded) and any mismatch is an error. Flags: EXPORT_SPEC (`hdb export --help`).
  */
+import { existsSync, statSync } from "node:fs";
 import path from "node:path";
 import { checkLidbCompatibility, exportLidbFile, LORA_FORMATS, readLidbFileInfo, type AdaptedModels, type LoraFormat } from "../adapters/index.js";
 import { parseCLIPTextConfig } from "../models/clip/text-config.js";
@@ -24,10 +25,11 @@ export const EXPORT_SPEC = defineCommand({
     dtype: { type: "string", choices: ["float32", "float16"], default: "float32", description: "the LoRA's dtype" },
     model: { type: "string", value: "<folder|id>", description: "check the file against this model's UNet and text encoder first", defaultText: "no check" },
     "allow-download": { type: "boolean", description: "download --model from the Hugging Face Hub when it is not cached" },
+    force: { type: "boolean", description: "replace --out when it exists (never the input file itself)" },
   },
   examples: [
     "hdb export out/0.lidb.safetensors --format kohya --out face.safetensors",
-    "hdb export out/0.lidb.safetensors --format diffusers --dtype float16 --model models/miniworld/base --out face.safetensors",
+    "hdb export out/0.lidb.safetensors --format diffusers --dtype float16 --model models/miniworld/base --out face.safetensors --force",
   ],
 });
 
@@ -39,6 +41,7 @@ export async function runExport(argv: string[]): Promise<void> {
   if (!values.out) throw new Error("--out is required (the LoRA file to write)");
   const dtype = values.dtype as "float32" | "float16";
   const lidb = positionals[0]!;
+  checkOutput(lidb, values.out, values.force ?? false);
   const info = readLidbFileInfo(lidb);
   if (values.model) {
     const models = await modelStructure(values.model, values["allow-download"] ?? false);
@@ -52,6 +55,20 @@ export async function runExport(argv: string[]): Promise<void> {
   }
   const count = exportLidbFile(lidb, values.out, { format, dtype });
   console.log(`wrote ${path.resolve(values.out)}: a ${format} LoRA of rank ${info.dims.rank} on ${info.targets.length} layers (${count} tensors, ${dtype})`);
+}
+
+/**
+ * Refuses an output that would lose something: the input itself (by path, or by inode through a link), a folder,
+ * or an existing file without --force. Checked before anything is read, so a refusal costs nothing.
+ */
+function checkOutput(input: string, out: string, force: boolean): void {
+  const existing = existsSync(out) ? statSync(out) : null;
+  const inputStat = existsSync(input) ? statSync(input) : null;
+  const sameFile = path.resolve(input) === path.resolve(out) ||
+    (existing !== null && inputStat !== null && existing.dev === inputStat.dev && existing.ino === inputStat.ino);
+  if (sameFile) throw new Error(`--out ${out} is the input file ${input}: the LoRA would replace the LiDB it is made from; choose another --out`);
+  if (existing?.isDirectory()) throw new Error(`--out ${out} is a folder; give the LoRA file's path (e.g. ${path.join(out, "lora.safetensors")})`);
+  if (existing !== null && !force) throw new Error(`--out ${out} exists: pass --force to replace it, or choose another path`);
 }
 
 /** A pipeline's UNet and text encoder built from their configs on the meta device: names and shapes only. */

@@ -14,11 +14,12 @@ import { PREDICT_SPEC, runPredict, runTrainHypernet, TRAIN_HYPERNET_SPEC } from 
 import { INFO_SPEC, runInfo } from "./info.js";
 import { INSPECT_SPEC, runInspect } from "./inspect.js";
 import { MINIWORLD_COMMANDS, runMiniworld } from "./miniworld.js";
+import { PERSONALIZE_SPEC, runPersonalize } from "./personalize.js";
 import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
 
 /** Every command, in the order `hdb --help` lists them. */
 const COMMANDS: readonly CommandSpec[] = [
-  INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, INSPECT_SPEC,
+  INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC, INSPECT_SPEC,
   EXPORT_SPEC, ...MINIWORLD_COMMANDS,
 ];
 
@@ -65,6 +66,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "predict":
       await runPredict(rest);
+      return 0;
+    case "personalize":
+      await runPersonalize(rest);
       return 0;
     case "miniworld":
       await runMiniworld(rest);

@@ -18,6 +18,7 @@ import { MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, runMiniworldBuild, runMin
 import {
   MINIWORLD_ENCODER_SPEC, MINIWORLD_HYPERNETWORK_SPEC, MINIWORLD_LIDB_SET_SPEC, runMiniworldEncoder, runMiniworldHypernetwork, runMiniworldLidbSet,
 } from "./miniworld-hypernetwork.js";
+import { MINIWORLD_PERSONALIZE_SPEC, runMiniworldPersonalize } from "./miniworld-personalize.js";
 import { MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_QUALITY_SPEC, runMiniworldDreamBooth, runMiniworldQuality } from "./miniworld-evaluate.js";
 import { Progress } from "../util/progress.js";
 
@@ -98,7 +99,7 @@ export const MINIWORLD_DESCRIBE_SPEC = defineCommand({
 /** The subcommands of `hdb miniworld`, in the order the help lists them. */
 export const MINIWORLD_COMMANDS: readonly CommandSpec[] = [
   MINIWORLD_RENDER_SPEC, MINIWORLD_BUILD_SPEC, MINIWORLD_METRICS_SPEC, MINIWORLD_QUALITY_SPEC, MINIWORLD_DREAMBOOTH_SPEC, MINIWORLD_LIDB_SET_SPEC,
-  MINIWORLD_ENCODER_SPEC, MINIWORLD_HYPERNETWORK_SPEC, MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
+  MINIWORLD_ENCODER_SPEC, MINIWORLD_HYPERNETWORK_SPEC, MINIWORLD_PERSONALIZE_SPEC, MINIWORLD_VOCAB_SPEC, MINIWORLD_STYLES_SPEC, MINIWORLD_DESCRIBE_SPEC,
 ];
 
 /** `hdb miniworld --help`. */
@@ -184,6 +185,9 @@ export async function runMiniworld(argv: string[]): Promise<void> {
       return;
     case "encoder":
       await runMiniworldEncoder(rest);
+      return;
+    case "personalize":
+      await runMiniworldPersonalize(rest);
       return;
     case "quality":
       await runMiniworldQuality(rest);

@@ -5,6 +5,7 @@
  * src/dreambooth/config.ts for what each does.
  */
 import path from "node:path";
+import { checkDevice } from "../engine/index.js";
 import type { SchedulerName } from "../engine/optim/index.js";
 import { identitiesFrom, identityFromPath } from "../dreambooth/data.js";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
@@ -67,9 +68,11 @@ continues with --resume-from-checkpoint latest, losing at most the steps since e
       "validation-steps": { type: "number", value: "<n>", description: "validation images every n steps, 0 for none", defaultText: "100 with --validation-prompt, else 0" },
       "num-validation-images": { type: "number", value: "<n>", description: "images per validation", defaultText: show(d.numValidationImages) },
       "validation-inference-steps": { type: "number", value: "<n>", description: "denoising steps per validation image", defaultText: show(d.validationInferenceSteps) },
-      seed: { type: "number", value: "<n>", description: "seed of the training randomness: noise, timesteps, augmentation, class and validation images", defaultText: show(d.seed) },
+      // Training seeds are mixed into per-step and per-identity seeds as exact JS integers (hash32), never handed to
+      // torch.manual_seed as they are, so their range is [0, 2^53 − 1]: beyond it a number would alias a neighbour.
+      seed: { type: "integer", min: 0, max: Number.MAX_SAFE_INTEGER, value: "<n>", description: "seed of the training randomness: noise, timesteps, augmentation, class and validation images", defaultText: show(d.seed) },
       ...(adapter === "lidb" ? {
-        "basis-seed": { type: "number", value: "<n>", description: "seed of the frozen aux bases and B_train's start: the LiDB space, shared by all identities", defaultText: show(d.basisSeed) },
+        "basis-seed": { type: "integer", min: 0, max: Number.MAX_SAFE_INTEGER, value: "<n>", description: "seed of the frozen aux bases and B_train's start: the LiDB space, shared by all identities", defaultText: show(d.basisSeed) },
       } as const : {}),
       "mixed-precision": { type: "string", choices: ["no", "fp16", "bf16"], description: "autocast precision of the forward pass", defaultText: d.mixedPrecision },
       "gradient-checkpointing": { type: "boolean", description: "recompute activations in the backward pass (less memory, more time)" },
@@ -100,6 +103,7 @@ export function parseTrainArgs(adapter: AdapterKind, argv: string[]): TrainingCo
     : [identityFromPath(values["instance-data-dir"]!, values["identity-id"])];
   // LiDB's own flags exist only in train-lidb's spec.
   const lidbOnly = (name: "lidb-a" | "lidb-b" | "basis-seed"): number | undefined => (values as unknown as Record<string, number | undefined>)[name];
+  if (values.device !== undefined) checkDevice(values.device);
   const resume = values["resume-from-checkpoint"];
   if (resume !== undefined && resume !== "latest") throw new Error(`--resume-from-checkpoint takes "latest" (the output folder's own checkpoints), got '${resume}'`);
   const config: TrainingConfigInput = {

@@ -302,6 +302,12 @@ export class DreamBoothTrainer {
     return entry;
   }
 
+  /** Frees a run that will not finish here (one trained by another caller's loop: src/personalize/). */
+  release(run: IdentityRun): void {
+    this.#active.delete(run);
+    run.dispose();
+  }
+
   dispose(): void {
     for (const run of this.#active) run.dispose();
     this.#active.clear();

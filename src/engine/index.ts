@@ -7,6 +7,7 @@ export type { DType, TypedArray } from "./dtype.js";
 export { dtypeBytes, isFloatingDType } from "./dtype.js";
 export * from "./creation.js";
 export * from "./functional.js";
+export { allFinite, nonFiniteNames } from "./finite.js";
 export * from "./autograd.js";
 export { addBackwardGuard, withoutBackwardGuards } from "./backward-guards.js";
 export * from "./random.js";

@@ -51,3 +51,26 @@ export function emptyCache(device: string): void {
 export function buildInfo(): ReturnType<typeof native.buildInfo> {
   return native.buildInfo();
 }
+
+/**
+ * Refuses a device this libtorch cannot use, in one line that says how to get one: without this, the first tensor
+ * made there fails inside the dispatcher with libtorch's 50-line list of backends. Accepts "cpu", "meta",
+ * "cuda", "cuda:<i>" and "mps" when present.
+ */
+export function checkDevice(device: string): void {
+  const match = /^(cpu|meta|mps|cuda)(?::(\d+))?$/.exec(device);
+  if (!match) throw new Error(`device '${device}' is not one of cpu, cuda, cuda:<index>, mps`);
+  const [, kind, index] = match;
+  const info = devices();
+  if (kind === "cuda") {
+    if (info.cuda === 0) {
+      const { torchVersion, libtorchDir } = buildInfo();
+      throw new Error(`device ${device}: this libtorch (torch ${torchVersion} at ${libtorchDir}) sees no CUDA GPU; on a machine with one, ` +
+        "install PyTorch's CUDA build into .venv (or point LIBTORCH at a CUDA libtorch) and rebuild the addon: node dist/src/engine/native/build.js --force");
+    }
+    if (index !== undefined && Number(index) >= info.cuda) {
+      throw new Error(`device ${device} does not exist: this machine has ${info.cuda} CUDA device${info.cuda === 1 ? "" : "s"} (cuda:0${info.cuda > 1 ? `…cuda:${info.cuda - 1}` : ""})`);
+    }
+  }
+  if (kind === "mps" && !info.mps) throw new Error(`device ${device}: this libtorch has no MPS (Apple GPU) support`);
+}

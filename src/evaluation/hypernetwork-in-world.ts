@@ -10,7 +10,7 @@
  *   - the bar: Only-Hyper identity similarity above the base model's (95 % CIs apart) and at least half of
  *     DreamBooth's, with style accuracy within 10 points of DreamBooth's.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { tidy } from "../engine/index.js";
 import { loadLidbFile } from "../adapters/lidb/file.js";
@@ -18,12 +18,10 @@ import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { VisionFeatureEncoder } from "../hypernetwork/encoder.js";
 import { loadHyperNetwork } from "../hypernetwork/file.js";
 import { predictLidbFiles } from "../hypernetwork/predict.js";
-import { renderFace } from "../miniworld/render.js";
-import { savePng } from "../pipeline/images.js";
 import { writeFileAtomic } from "../util/atomic.js";
 import type { Provenance } from "../util/provenance.js";
 import { meanConfidenceInterval, type ConfidenceInterval } from "./metrics.js";
-import { runPersonalisationStudy, type StudyResult, type WorldStudySettings } from "./personalisation-study.js";
+import { renderReferences, runPersonalisationStudy, type StudyResult, type WorldStudySettings } from "./personalisation-study.js";
 
 /** One HyperNetwork method: a trained network folder, read at `rounds` refinement rounds (default its own). */
 export interface HyperVariant {
@@ -58,16 +56,7 @@ export interface HyperNetworkReport {
 export async function evaluateHyperNetworkInWorld(options: HyperNetworkEvaluationOptions): Promise<HyperNetworkReport> {
   const log = options.log ?? (() => {});
   const { identities } = options;
-  const referenceDir = path.join(options.outDir, "references");
-  mkdirSync(referenceDir, { recursive: true });
-  const references = [];
-  for (const id of identities) {
-    const image = await renderFace(id, { nuisanceSeed: options.referenceNuisanceSeed });
-    const file = path.join(referenceDir, `${id}.png`);
-    if (!existsSync(file)) await savePng(file, image);
-    references.push(image);
-  }
-  const photos = identities.map((id) => path.join(referenceDir, `${id}.png`));
+  const { images: references, files: photos } = await renderReferences(identities, path.join(options.outDir, "references"), options.referenceNuisanceSeed);
 
   // Per-identity DreamBooth, resumable.
   const started = performance.now();

@@ -6,14 +6,17 @@
  *   identity similarity  cosine of identity embeddings, generated vs reference (the paper's Face Rec role)
  *   style accuracy       whether the prompt-fidelity network names the prompted style (the CLIP-T role)
  *
- * A method is a LiDB file per identity (DreamBooth-trained, predicted by the HyperNetwork, …) or the base model
+ * A method is an adapter file per identity (a LiDB file, DreamBooth-trained or predicted by the HyperNetwork, with
+ * or without its rank-relaxed part; or a LoRA file: personalisation without the HyperNetwork) or the base model
  * itself (no file: the identifier means nothing to it). "world" is the world's own render of the identity in
  * that style, the ceiling a perfect model would reach. Means over identities × seeds with Student-t 95 %
  * confidence intervals, per prompt and overall, and a contact sheet (the reference, then the first method
  * with a file, one image per prompt, one row per identity).
  */
-import { cat, noGrad, tidy, type Tensor } from "../engine/index.js";
-import { applyLidbFile } from "../adapters/lidb/file.js";
+import { existsSync, mkdirSync } from "node:fs";
+import path from "node:path";
+import { cat, noGrad, readSafetensorsHeader, tidy, type Tensor } from "../engine/index.js";
+import { applyAdapterFiles } from "../adapters/apply.js";
 import { identifierPrompt } from "../miniworld/captions.js";
 import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
@@ -28,7 +31,7 @@ import type { ProgressReporter } from "../util/progress.js";
 export interface StudyMethod {
   /** The method's key in the report ("base", "lidb", "hyper"). */
   name: string;
-  /** The LiDB file of each identity (by id), or null for the base model. */
+  /** The LiDB or LoRA file of each identity (by id), or null for the base model. */
   files: ReadonlyMap<number, string> | null;
 }
 
@@ -85,6 +88,24 @@ export interface StudyResult {
   rows: StudyRow[];
   overall: Omit<StudyRow, "prompt" | "expectedStyle">;
   seconds: number;
+}
+
+/**
+ * Each identity's reference photo (the one photo every method personalises from), rendered with
+ * `nuisanceSeed` into `dir/<id>.png` (kept when already there): the images and their files.
+ */
+export async function renderReferences(identities: readonly number[], dir: string, nuisanceSeed: number): Promise<{ images: RgbImage[]; files: string[] }> {
+  mkdirSync(dir, { recursive: true });
+  const images: RgbImage[] = [];
+  const files: string[] = [];
+  for (const id of identities) {
+    const image = await renderFace(id, { nuisanceSeed });
+    const file = path.join(dir, `${id}.png`);
+    if (!existsSync(file)) await savePng(file, image);
+    images.push(image);
+    files.push(file);
+  }
+  return { images, files };
 }
 
 /** Cosine similarity of each row of `a` with the matching row of `b` (both unit-length embeddings). */
@@ -146,7 +167,9 @@ export async function runPersonalisationStudy(options: StudyOptions): Promise<St
             for (const p of prompts.keys()) score(p, method.name, base![p]!.images, k, true);
             continue;
           }
-          const applied = applyLidbFile(models, method.files.get(id)!);
+          const file = method.files.get(id)!;
+          const lidb = readSafetensorsHeader(file).metadata["hdb.format"] === "lidb";
+          const applied = applyAdapterFiles(models, { [lidb ? "lidb" : "lora"]: [{ path: file, weight: 1 }] });
           try {
             for (const p of prompts.keys()) {
               const generated = generate(texts[p]!);
@@ -155,7 +178,7 @@ export async function runPersonalisationStudy(options: StudyOptions): Promise<St
               generated.images.dispose();
             }
           } finally {
-            applied.adapters.dispose();
+            applied.dispose();
           }
         }
         options.log?.(`evaluated identity ${id} (${k + 1}/${identities.length})`);

@@ -9,7 +9,8 @@
  * cache snapshot or a model id (src/models/loading).
  */
 import path from "node:path";
-import { cat, Generator, keep, noGrad, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
+import { allFinite, cat, checkDevice, dtypeBytes, Generator, keep, noGrad, tensor, tidy, type DType, type Tensor } from "../engine/index.js";
+import { parseCLIPTextConfig } from "../models/clip/text-config.js";
 import { CLIPTextModel } from "../models/clip/text-encoder.js";
 import { CLIPTokenizer } from "../models/clip/tokenizer.js";
 import { readComponentConfig } from "../models/loading/config.js";
@@ -49,7 +50,33 @@ export interface GenerateOptions {
   eta?: number;
   /** Called after every step with (step index, total, timestep). */
   onStep?: (step: number, total: number, timestep: number) => void;
+  /** Told what diffusers logs as warnings (a prompt cut at the text encoder's 77 tokens); default: nothing. */
+  onWarning?: (message: string) => void;
 }
+
+/** What generate() is asked to make, for estimating its memory before it starts. */
+export interface GenerationSize {
+  /** Default: the model's. */
+  width?: number;
+  height?: number;
+  /** Images in the batch (prompts × images per prompt); default 1. */
+  images?: number;
+  /** Above 1 the UNet runs on a doubled batch (classifier-free guidance); default 7.5. */
+  guidanceScale?: number;
+}
+
+/**
+ * Live copies of the widest UNet activation at its peak (per latent position and channel of a level): a
+ * transformer block holds the residual, the normed input, attention's q/k/v/out and GEGLU's 8×-wide hidden
+ * state, and the down blocks' outputs wait for the up blocks' skip connections.
+ */
+const UNET_LIVE_COPIES = 20;
+/**
+ * The same for the VAE decoder at its widest level (input, group norm, SiLU, convolution output, residual, the
+ * upsampled input, then the images' post-processing). Measured on the mini-world model (2 steps, 1 thread): peak
+ * RSS above a 64 px run of 444 MiB at 512 px and 912 MiB at 768 px, against estimates of 512 and 1152 MiB.
+ */
+const VAE_LIVE_COPIES = 8;
 
 export interface GenerateResult {
   /** (N, 3, H, W) float32 in [-1, 1] (the decoded images before post-processing). */
@@ -59,6 +86,20 @@ export interface GenerateResult {
   /** 8-bit RGB images, as diffusers' output_type="pil" would hold. */
   rgb: RgbImage[];
   seed: number | bigint;
+}
+
+/**
+ * The denoising produced NaN or infinite values, at `step` of `total` (or in the VAE decode, step = total + 1):
+ * saving would write black images. The message says where; a caller that knows what it applied (adapter
+ * weights, guidance) adds the likely causes.
+ */
+export class NonFiniteLatentsError extends Error {
+  override name = "NonFiniteLatentsError";
+  constructor(readonly step: number, readonly total: number, readonly guidanceScale: number) {
+    super(step > total
+      ? `the decoded images hold NaN or infinite values though the latents were finite (the VAE's weights?)`
+      : `the latents became NaN or infinite at denoising step ${step} of ${total} (guidance scale ${guidanceScale})`);
+  }
 }
 
 export class StableDiffusionPipeline {
@@ -84,15 +125,46 @@ export class StableDiffusionPipeline {
     }
     const dir = (name: string): string => path.join(resolved.path, name);
     const placement = { dtype: options.dtype ?? "float32", device: options.device ?? "cpu", variant: options.variant };
+    checkDevice(placement.device);
+    const tokenizer = CLIPTokenizer.fromFolder(dir("tokenizer"));
+    // Checked before any weight is read: an id past the embedding table fails deep inside aten::embedding otherwise.
+    const textConfig = parseCLIPTextConfig(readComponentConfig(dir("text_encoder")), dir("text_encoder/config.json"));
+    if (tokenizer.vocabSize > textConfig.vocab_size) {
+      throw new Error(`${dir("tokenizer")} has ${tokenizer.vocabSize} token ids, but the text encoder's vocab_size (${dir("text_encoder/config.json")}) ` +
+        `is ${textConfig.vocab_size}: ids from ${textConfig.vocab_size} on have no embedding (are the tokenizer and the text encoder from the same model?)`);
+    }
     return new StableDiffusionPipeline(
       resolved.path,
-      CLIPTokenizer.fromFolder(dir("tokenizer")),
+      tokenizer,
       CLIPTextModel.fromPretrained(dir("text_encoder"), placement),
       UNet2DConditionModel.fromPretrained(dir("unet"), placement),
       AutoencoderKL.fromPretrained(dir("vae"), placement),
       readComponentConfig(dir("scheduler"), "scheduler_config.json"),
       placement.device,
     );
+  }
+
+  /**
+   * A rough upper estimate of the activation memory generate() needs on top of the loaded weights, in bytes, from
+   * the models' configs alone: the larger of the UNet's widest level (channels × positions at that level × the
+   * batch, doubled under guidance) and the VAE decoder's (channels × pixels at each upsampled level × images),
+   * times the live copies each keeps. Attention adds no N² term: libtorch's fused attention works in tiles.
+   * It is what `hdb generate` checks sizes and batch against before any work.
+   */
+  estimateMemory(size: GenerationSize = {}): number {
+    const factor = this.vaeScaleFactor;
+    const [sampleHeight, sampleWidth] = this.unet.sampleSize ?? [64, 64];
+    const height = size.height ?? sampleHeight * factor;
+    const width = size.width ?? sampleWidth * factor;
+    const images = size.images ?? 1;
+    const latentPositions = (height / factor) * (width / factor);
+    const unetBatch = images * ((size.guidanceScale ?? 7.5) > 1 ? 2 : 1);
+    const unetWidest = Math.max(...this.unet.config.block_out_channels.map((c, level) => c * latentPositions / 4 ** level));
+    // The decoder climbs from the deepest level; each level's input arrives upsampled with the previous level's channels.
+    const decoder = [...this.vae.config.block_out_channels].reverse();
+    const vaeWidest = Math.max(...decoder.map((c, level) => Math.max(c, decoder[level - 1] ?? c) * latentPositions * 4 ** level));
+    const bytes = dtypeBytes[this.unet.parameters()[0]?.dtype ?? "float32"];
+    return Math.max(unetWidest * unetBatch * UNET_LIVE_COPIES, vaeWidest * images * VAE_LIVE_COPIES) * bytes;
   }
 
   /** 2^(number of VAE blocks − 1): pixels per latent (8 for Stable Diffusion). */
@@ -109,7 +181,17 @@ export class StableDiffusionPipeline {
    * Prompt embeddings as diffusers' encode_prompt: padded to the tokenizer's max length with truncation,
    * the text encoder's last hidden state (or the clip-skip layer through the final layer norm).
    */
-  encodePrompt(prompts: string[], clipSkip?: number): Tensor {
+  encodePrompt(prompts: string[], clipSkip?: number, onWarning?: (message: string) => void): Tensor {
+    const limit = this.tokenizer.modelMaxLength;
+    if (onWarning && Number.isFinite(limit)) {
+      for (const prompt of new Set(prompts)) {
+        const ids = this.tokenizer.encode(prompt, { addSpecialTokens: false });
+        // diffusers' wording: the prompt is cut to leave room for the start and end tokens.
+        if (ids.length > limit - 2) {
+          onWarning(`The following part of your input was truncated because CLIP can only handle sequences up to ${limit} tokens: ${JSON.stringify(this.tokenizer.decode(ids.slice(limit - 2)))}`);
+        }
+      }
+    }
     const { inputIds } = this.tokenizer.call(prompts, { padding: "max_length", maxLength: this.tokenizer.modelMaxLength, truncation: true });
     return noGrad(() => tidy(() => {
       const ids = tensorOfIds(inputIds, this.device);
@@ -141,8 +223,8 @@ export class StableDiffusionPipeline {
       return noGrad(() => tidy(() => {
         const useGuidance = guidance > 1;
         const repeat = (list: string[]): string[] => list.flatMap((p) => Array<string>(perPrompt).fill(p));
-        const promptEmbeds = this.encodePrompt(repeat(prompts), options.clipSkip);
-        const embeddings = useGuidance ? cat([this.encodePrompt(repeat(negatives), options.clipSkip), promptEmbeds]) : promptEmbeds;
+        const promptEmbeds = this.encodePrompt(repeat(prompts), options.clipSkip, options.onWarning);
+        const embeddings = useGuidance ? cat([this.encodePrompt(repeat(negatives), options.clipSkip, options.onWarning), promptEmbeds]) : promptEmbeds;
         scheduler.setTimesteps(steps, this.device);
         const shape = [prompts.length * perPrompt, this.unet.config.in_channels, height / factor, width / factor];
         let latents = keep(randnTensor(shape, { generator, device: this.device, dtype: promptEmbeds.dtype }).mul(scheduler.initNoiseSigma));
@@ -160,9 +242,18 @@ export class StableDiffusionPipeline {
           });
           latents.dispose();
           latents = keep(next);
+          // One reduction per step: a diverging run stops where it diverged instead of decoding black images.
+          if (!allFinite([latents])) {
+            latents.dispose();
+            throw new NonFiniteLatentsError(i + 1, timesteps.length, guidance);
+          }
           options.onStep?.(i + 1, timesteps.length, t);
         });
         const images = this.decodeLatents(latents);
+        if (!allFinite([images])) {
+          latents.dispose();
+          throw new NonFiniteLatentsError(timesteps.length + 1, timesteps.length, guidance);
+        }
         latents.kept = false;
         return { images, latents, rgb: tensorToImages(images), seed };
       }));

@@ -16,9 +16,11 @@
  */
 import { existsSync, readdirSync, readFileSync, rmSync, rmdirSync } from "node:fs";
 import path from "node:path";
-import { getRngState, loadSafetensors, noGrad, saveSafetensors, setRngState, type Tensor } from "../engine/index.js";
+import { z } from "zod";
+import { getRngState, loadSafetensors, noGrad, readSafetensorsHeader, saveSafetensors, setRngState, tidy, type Tensor } from "../engine/index.js";
 import { loadOptimizerState, saveOptimizerState } from "../engine/optim/index.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { addFieldIssue, finiteNumber, nonNegativeInt, parseWithSchema, whenFieldsValid } from "../util/schema.js";
 import type { TrainingJob } from "./job.js";
 
 export const CHECKPOINT_FORMAT = "hdb-training-checkpoint/1";
@@ -95,7 +97,57 @@ export function readCheckpointState(folder: string): CheckpointState {
     throw new Error(`${folder} is not a ${CHECKPOINT_FORMAT} checkpoint${earlier}, whose steps drew other random numbers: ` +
       `delete it to train this stage from the start, or finish the run with hdb at commit ${EARLIER_LAYOUT_COMMIT}`);
   }
-  return state as CheckpointState;
+  // A damaged state.json (a step of "abc" resumed "from step NaN" and trained forever) is refused by key.
+  return parseWithSchema(stateSchema, state, { source: file, error: CheckpointError });
+}
+
+/** A checkpoint that cannot be resumed from: the message names the file and the key or tensor. */
+export class CheckpointError extends Error {
+  override name = "CheckpointError";
+}
+
+/** state.json as this layout writes it; every step has its loss. */
+const stateSchema = z.object({
+  format: z.literal(CHECKPOINT_FORMAT),
+  job: z.string({ error: "the job's name" }),
+  step: nonNegativeInt(),
+  seed: nonNegativeInt(),
+  settings: z.record(z.string(), z.unknown(), { error: "an object of the run's settings" }),
+  losses: z.array(finiteNumber("a finite number")),
+  seconds: z.number({ error: "a number of seconds ≥ 0" }).nonnegative(),
+  emaUpdates: nonNegativeInt().optional(),
+}).superRefine((state, ctx) => {
+  if (state.losses.length !== state.step) addFieldIssue(ctx, "losses", `${state.losses.length} entries`, `one loss per step (${state.step} at step ${state.step})`);
+}, { when: whenFieldsValid });
+
+/**
+ * Refuses a checkpoint whose files do not hold what this job restores, before anything is loaded: every file
+ * present, every trained tensor (and EMA shadow) there with this job's shape, the generator state present. Without
+ * it a missing tensor surfaced as "Cannot read properties of undefined (reading 'handle')".
+ */
+function checkCheckpointFiles(folder: string, job: TrainingJob): void {
+  for (const name of ["model.safetensors", "optimizer.safetensors", "rng.safetensors"]) {
+    if (!existsSync(path.join(folder, name))) throw new CheckpointError(`${folder} has no ${name}: it is incomplete; delete it to train this job from the start`);
+  }
+  const modelFile = path.join(folder, "model.safetensors");
+  const stored = readSafetensorsHeader(modelFile).entries;
+  const expected = tidy(() => [
+    ...[...job.options.tensors()].map(([name, t]) => [name, [...t.shape]] as const),
+    ...(job.options.ema?.shadow ?? []).map((t, i) => [`ema.${i}`, [...t.shape]] as const),
+  ]);
+  const missing = expected.filter(([name]) => !stored.has(name)).map(([name]) => name);
+  if (missing.length > 0) {
+    throw new CheckpointError(`${modelFile}: tensor "${missing[0]}" is missing${missing.length > 1 ? ` (and ${missing.length - 1} more of the ${expected.length} this job restores)` : ""}; ` +
+      "delete the checkpoint to train this job from the start");
+  }
+  for (const [name, shape] of expected) {
+    const found = stored.get(name)!.shape;
+    if (found.join() !== shape.join()) {
+      throw new CheckpointError(`${modelFile}: tensor "${name}" is [${found.join(", ")}], this job's is [${shape.join(", ")}]; delete the checkpoint to train this job from the start`);
+    }
+  }
+  const rngFile = path.join(folder, "rng.safetensors");
+  if (!readSafetensorsHeader(rngFile).entries.has("cpu")) throw new CheckpointError(`${rngFile}: tensor "cpu" (the generator state) is missing`);
 }
 
 /**
@@ -116,8 +168,9 @@ export function resumeJob(job: TrainingJob): string | null {
       "(run with the saved settings, or use another folder)");
   }
   if (state.step > job.steps) throw new Error(`${folder} is at step ${state.step}, beyond this run's ${job.steps} steps`);
+  checkCheckpointFiles(folder, job);
   const { ema } = job.options;
-  const { tensors } = loadSafetensors(path.join(folder, "model.safetensors"));
+  const { tensors } = loadSafetensors(path.join(folder, "model.safetensors"), { finite: true });
   try {
     const own = new Map([...tensors].filter(([name]) => !name.startsWith("ema.")));
     noGrad(() => job.options.load(own));

@@ -11,7 +11,7 @@
  * the same batch, noise and timesteps whether the run got there in one go or was killed and resumed, and a job
  * draws the same numbers whichever other jobs share its batches.
  */
-import { Generator, type Tensor } from "../engine/index.js";
+import { Generator, nonFiniteNames, type Tensor } from "../engine/index.js";
 import { clipGradNorm_ } from "../engine/nn/index.js";
 import type { BaseHyperParameters, ExponentialMovingAverage, GradScaler, LRScheduler, Optimizer } from "../engine/optim/index.js";
 import { hash32 } from "../util/hash.js";
@@ -38,6 +38,11 @@ export interface JobOptions {
   ema?: ExponentialMovingAverage;
   /** Clip the parameters' global gradient norm to this (0 or absent: no clipping). */
   maxGradNorm?: number;
+}
+
+/** A step made a loss, gradient or weight NaN or infinite: training cannot go on (loop.ts says what is kept). */
+export class NonFiniteStepError extends Error {
+  override name = "NonFiniteStepError";
 }
 
 export class TrainingJob {
@@ -83,16 +88,41 @@ export class TrainingJob {
    * record the step's loss.
    */
   update(loss: number, scaler: GradScaler | null = null): void {
-    const { optimizer, scheduler, ema, maxGradNorm = 0 } = this.options;
+    const { optimizer, scheduler, ema, maxGradNorm = 0, parameters } = this.options;
     scaler?.unscale_(optimizer);
-    if (maxGradNorm > 0) clipGradNorm_(this.options.parameters, maxGradNorm).dispose();
+    // Without a loss scaler (which skips such steps itself) an inf/NaN gradient would make every factor NaN in
+    // this step, whose loss was still finite; and a huge learning rate can overflow the weights from finite
+    // gradients. Either is refused before anything of this step is kept (one reduction per tensor, one sync).
+    if (!scaler) this.refuseNonFinite("gradient", parameters.map((p) => p.grad).filter((g): g is Tensor => g !== null));
+    if (maxGradNorm > 0) clipGradNorm_(parameters, maxGradNorm).dispose();
     if (scaler) scaler.step(optimizer);
     else optimizer.step();
+    this.refuseNonFinite("weight", parameters);
     optimizer.zeroGrad();
     scheduler?.step();
     ema?.update();
     this.step += 1;
     this.losses.push(loss);
+  }
+
+  /**
+   * Throws when any of `tensors` (the parameters' gradients or the parameters) holds NaN or ±Inf, naming the job,
+   * the step and which parameter. The loop checkpoints only after this check, so no checkpoint holds such weights;
+   * `gradient` tensors are freed here.
+   */
+  private refuseNonFinite(what: "gradient" | "weight", tensors: readonly Tensor[]): void {
+    let bad: string[];
+    try {
+      bad = nonFiniteNames(tensors.map((t, i) => [String(i), t] as const));
+    } finally {
+      if (what === "gradient") for (const t of tensors) t.dispose();
+    }
+    if (bad.length === 0) return;
+    const first = Number(bad[0]);
+    const which = `${what === "gradient" ? "the gradient of " : ""}parameter ${first + 1} of ${tensors.length} [${this.options.parameters[first]!.shape.join(", ")}]` +
+      (bad.length > 1 ? ` (and ${bad.length - 1} more)` : "");
+    const cause = what === "gradient" ? "exploding gradients" : "the learning rate is too high for these weights";
+    throw new NonFiniteStepError(`${this.name}: ${which} became NaN or infinite at step ${this.step + 1} (${cause}), though the loss was finite`);
   }
 
   /** The mean loss of the last `window` steps (one step's loss is noisy). */

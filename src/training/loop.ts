@@ -22,10 +22,11 @@ import path from "node:path";
 import { setImmediate as yieldToEventLoop } from "node:timers/promises";
 import { averageGradients, broadcastParameters, noGrad, tensor, type ProcessGroup } from "../engine/index.js";
 import type { GradScaler } from "../engine/optim/index.js";
+import { removeStaleTemporaries } from "../util/atomic.js";
 import { streamId } from "../util/hash.js";
 import type { ProgressReporter } from "../util/progress.js";
 import { latestCheckpoint, removeCheckpoints, resumeJob, saveCheckpoint } from "./checkpoint.js";
-import type { TrainingJob } from "./job.js";
+import { NonFiniteStepError, type TrainingJob } from "./job.js";
 import { TrainingLog } from "./log.js";
 
 export interface LoopHooks {
@@ -163,11 +164,28 @@ export function stepJobs<J extends TrainingJob>(
   if (distributed !== null) losses = averageAcrossRanks(jobs, losses, distributed);
   for (const [i, job] of jobs.entries()) {
     const loss = losses[i]!;
-    if (!Number.isFinite(loss)) throw new Error(`${job.name}: the loss is ${loss} at step ${job.step + 1}; the last checkpoint is kept: resume with a lower learning rate`);
-    job.update(loss, scaler);
+    try {
+      if (!Number.isFinite(loss)) throw new NonFiniteStepError(`${job.name}: the loss is ${loss} at step ${job.step + 1}`);
+      job.update(loss, scaler);
+    } catch (error) {
+      if (error instanceof NonFiniteStepError) throw new NonFiniteStepError(`${error.message}; training stopped: ${afterDivergence(job)}`);
+      throw error;
+    }
   }
   scaler?.update();
   return losses;
+}
+
+/**
+ * What is left after a job's step went non-finite, and what to do. Every checkpoint holds finite weights (the job
+ * refuses non-finite ones before the loop saves), but the steps are seeded by their number and a resume must keep
+ * the settings, so resuming would replay the same divergence: the way on is a lower learning rate from the start.
+ */
+function afterDivergence(job: TrainingJob): string {
+  const folder = latestCheckpoint(job.dir);
+  return folder === null
+    ? "no checkpoint was saved; train again with a lower learning rate"
+    : `the last checkpoint, ${folder}, holds finite weights, but a resume would replay the same steps: delete ${job.dir} and train again with a lower learning rate`;
 }
 
 /**
@@ -191,6 +209,12 @@ function averageAcrossRanks(jobs: readonly TrainingJob[], losses: number[], grou
  * rank 0's weights; returns the step it is at.
  */
 function start<J extends TrainingJob>(job: J, loop: TrainingLoop<J>, hooks: LoopHooks, log: TrainingLog | null): number {
+  // A kill mid-write leaves the atomic write's temporary file; the lead rank clears those of dead writers.
+  if (!loop.distributed || loop.distributed.rank === 0) {
+    for (const folder of [job.dir, path.dirname(job.dir)]) {
+      for (const name of removeStaleTemporaries(folder)) hooks.log?.(`${job.name}: removed ${path.join(folder, name)}, left by a killed write`);
+    }
+  }
   if (loop.resume === false && latestCheckpoint(job.dir) !== null) {
     throw new Error(`${job.dir} holds a checkpoint of ${job.name}: resume it, or choose another folder`);
   }

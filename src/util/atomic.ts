@@ -14,7 +14,7 @@
  * write-file-atomic does not. What we keep is the small core both share: temporary file, fsync, rename.
  */
 import { randomBytes } from "node:crypto";
-import { closeSync, fsyncSync, mkdirSync, openSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, unlinkSync, writeSync } from "node:fs";
 import path from "node:path";
 
 /** Largest single write; writeSync refuses lengths of 2 GiB and more. */
@@ -81,6 +81,36 @@ export function writeDirectoryAtomic(dir: string, fill: (temporary: string) => v
   rmSync(dir, { recursive: true, force: true });
   renameSync(temporary, dir);
   syncFolder(path.dirname(path.resolve(dir)));
+}
+
+/** The temporary file of `writeAtomicWith`: `.<name>.<pid>.<12 hex digits>.tmp`. */
+const TEMPORARY = /^\..+\.(\d+)\.[0-9a-f]{12}\.tmp$/;
+
+/**
+ * Removes the temporary files `writeAtomicWith` left in `folder` when a kill landed mid-write, returning their
+ * names. Only those whose writer is gone: a temporary file of a live process (another writer in the same folder)
+ * is its own, still being written. A missing folder has none.
+ */
+export function removeStaleTemporaries(folder: string): string[] {
+  if (!existsSync(folder)) return [];
+  const removed: string[] = [];
+  for (const name of readdirSync(folder)) {
+    const pid = Number(TEMPORARY.exec(name)?.[1] ?? NaN);
+    if (Number.isNaN(pid) || pid === process.pid || processAlive(pid)) continue;
+    unlinkQuietly(path.join(folder, name));
+    removed.push(name);
+  }
+  return removed;
+}
+
+/** Whether a process with this id exists (signal 0 checks without sending; EPERM means it exists, not ours). */
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 function unlinkQuietly(file: string): void {

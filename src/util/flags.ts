@@ -15,7 +15,11 @@
  */
 import { parseArgs } from "node:util";
 
-export type FlagType = "string" | "boolean" | "number" | "integer";
+/**
+ * "seed": an integer in PyTorch's manual_seed range, [-2^63, 2^64 − 1], parsed as a BigInt (a JS number holds
+ * integers exactly only up to 2^53, and seeds up to 2^64 − 1 are common in the wild).
+ */
+export type FlagType = "string" | "boolean" | "number" | "integer" | "seed";
 
 export interface FlagSpec {
   readonly type: FlagType;
@@ -56,7 +60,8 @@ export interface CommandSpec {
   readonly examples: readonly string[];
 }
 
-type Scalar<F extends FlagSpec> = F["type"] extends "boolean" ? boolean : F["type"] extends "number" | "integer" ? number : string;
+type Scalar<F extends FlagSpec> = F["type"] extends "boolean" ? boolean : F["type"] extends "number" | "integer" ? number
+  : F["type"] extends "seed" ? bigint : string;
 
 /** The parsed values of a spec's flags: defaulted flags are always set, repeatable ones are arrays. */
 export type FlagValues<Flags extends Readonly<Record<string, FlagSpec>>> = {
@@ -118,7 +123,9 @@ export function parseFlags<const C extends CommandSpec>(spec: C, argv: readonly 
       continue;
     }
     if (token.value === undefined) throw new FlagError(`${where}: ${token.rawName} needs a value`);
-    if (!token.inlineValue && token.value.startsWith("-") && token.value.length > 1) {
+    // A negative number after a numeric flag is its value (`--guidance -5`), range-checked below like any other.
+    const negativeNumber = flag.type !== "string" && NEGATIVE_NUMBER.test(token.value);
+    if (!token.inlineValue && !negativeNumber && token.value.startsWith("-") && token.value.length > 1) {
       throw new FlagError(`${where}: ${token.rawName} needs a value, got the flag-like '${token.value}' (write ${token.rawName}=${token.value} if that is the value)`);
     }
     if (flag.multiple) raw[token.name] = [...((raw[token.name] as string[] | undefined) ?? []), token.value];
@@ -134,10 +141,26 @@ export function parseFlags<const C extends CommandSpec>(spec: C, argv: readonly 
   return { values: values as FlagValues<C["flags"]>, positionals };
 }
 
+/** What reads as a negative number ("-1", "-0.5", "-1e3", "-.5", "-Infinity"), not as a flag. */
+const NEGATIVE_NUMBER = /^-(\d|\.\d|Infinity$)/;
+
+/** PyTorch's manual_seed range: any int64 or uint64 (a negative seed is taken modulo 2^64). */
+export const SEED_MIN = -(2n ** 63n);
+export const SEED_MAX = 2n ** 64n - 1n;
+
+/** A seed as typed, checked against PyTorch's range; the error names the flag, the range and the value. */
+export function parseSeed(text: string, name = "seed"): bigint {
+  const value = /^[+-]?\d+$/.test(text.trim()) ? BigInt(text.trim()) : null;
+  if (value === null || value < SEED_MIN || value > SEED_MAX) {
+    throw new Error(`--${name} must be an integer in [${SEED_MIN}, ${SEED_MAX}] (PyTorch's manual_seed range), got '${text}'`);
+  }
+  return value;
+}
+
 /** What a number flag accepts, in words: "a positive integer", "an integer in [8, 2048]", "a number > 0". */
 export function describeNumber(flag: Pick<FlagSpec, "type" | "min" | "max" | "above">): string {
-  const kind = flag.type === "integer" ? "integer" : "number";
-  const article = flag.type === "integer" ? "an" : "a";
+  const kind = flag.type === "integer" || flag.type === "seed" ? "integer" : "number";
+  const article = kind === "integer" ? "an" : "a";
   if (flag.min !== undefined && flag.max !== undefined) return `${article} ${kind} in [${flag.min}, ${flag.max}]`;
   if (flag.type === "integer" && flag.min === 1 && flag.max === undefined) return "a positive integer";
   if (flag.min !== undefined) return `${article} ${kind} ≥ ${flag.min}`;
@@ -146,14 +169,19 @@ export function describeNumber(flag: Pick<FlagSpec, "type" | "min" | "max" | "ab
   return `${article} ${kind}`;
 }
 
-function convert(name: string, flag: FlagSpec, text: string): string | number {
+function convert(name: string, flag: FlagSpec, text: string): string | number | bigint {
   if (flag.type === "string") {
     if (flag.choices && !flag.choices.includes(text)) throw new Error(`--${name} must be one of ${flag.choices.join(", ")}, got '${text}'`);
     return text;
   }
+  if (flag.type === "seed") return parseSeed(text, name);
   const value = Number(text);
-  const ok = text.trim() !== "" && Number.isFinite(value) && (flag.type !== "integer" || Number.isSafeInteger(value)) &&
-    (flag.min === undefined || value >= flag.min) && (flag.max === undefined || value <= flag.max) && (flag.above === undefined || value > flag.above);
+  const inRange = (flag.min === undefined || value >= flag.min) && (flag.max === undefined || value <= flag.max) && (flag.above === undefined || value > flag.above);
+  // An integer past 2^53 would silently become a neighbour (2^64 + 1 reads as 2^64): say why it is refused.
+  if (flag.type === "integer" && /^[+-]?\d+$/.test(text.trim()) && !Number.isSafeInteger(value) && inRange) {
+    throw new Error(`--${name} must be ${describeNumber(flag)} of at most ${Number.MAX_SAFE_INTEGER} (2^53 − 1, the largest integer held exactly), got '${text}'`);
+  }
+  const ok = text.trim() !== "" && Number.isFinite(value) && (flag.type !== "integer" || Number.isSafeInteger(value)) && inRange;
   if (!ok) throw new Error(`--${name} must be ${describeNumber(flag)}, got '${text}'`);
   return value;
 }
@@ -200,7 +228,7 @@ function placeholder(flag: FlagSpec): string {
   if (flag.type === "boolean") return "";
   if (flag.value) return flag.value;
   if (flag.choices) return flag.choices.join("|");
-  return flag.type === "string" ? "<text>" : flag.type === "integer" ? "<n>" : "<x>";
+  return flag.type === "string" ? "<text>" : flag.type === "integer" || flag.type === "seed" ? "<n>" : "<x>";
 }
 
 /** The help text of a command: usage, details, every flag with its default, examples. */

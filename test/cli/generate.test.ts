@@ -42,7 +42,7 @@ test("bad arguments fail with a message naming the problem and write nothing", (
     [["generate", "--prompt", "x", "--out", out], /--model is required/],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--out", out], /--prompt is required/],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--steps", "0"], /^hdb: --steps must be a positive integer, got '0'$/m],
-    [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--seed=-3"], /--seed must be a non-negative integer/],
+    [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--seed=1.5"], /^hdb: --seed must be an integer in \[-9223372036854775808, 18446744073709551615\] \(PyTorch's manual_seed range\), got '1\.5'$/m],
     [["generate", "--model", `${generated}tiny_sd/sd1`, "--prompt", "x", "--out", out, "--dtype", "int8"], /--dtype must be one of/],
     [["generate", "--model", path.join(dir, "missing"), "--prompt", "x", "--out", out], /missing/],
     [["frobnicate"], /unknown command 'frobnicate'/],

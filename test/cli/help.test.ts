@@ -15,6 +15,7 @@ import { INFO_SPEC } from "../../src/cli/info.js";
 import { INSPECT_SPEC } from "../../src/cli/inspect.js";
 import { PREDICT_SPEC, TRAIN_HYPERNET_SPEC } from "../../src/cli/hypernetwork.js";
 import { MINIWORLD_COMMANDS } from "../../src/cli/miniworld.js";
+import { PERSONALIZE_SPEC } from "../../src/cli/personalize.js";
 import { TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "../../src/cli/train.js";
 import { defaultConfig } from "../../src/dreambooth/config.js";
 import type { CommandSpec } from "../../src/util/flags.js";
@@ -27,10 +28,10 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 };
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
-const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "inspect", "export", "miniworld render",
-  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld vocab", "miniworld styles", "miniworld describe"];
-const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, INSPECT_SPEC,
-  EXPORT_SPEC, ...MINIWORLD_COMMANDS];
+const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "miniworld render",
+  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe"];
+const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC,
+  INSPECT_SPEC, EXPORT_SPEC, ...MINIWORLD_COMMANDS];
 
 /** The command names listed under "commands:" in a group help. */
 function listed(help: string): string[] {

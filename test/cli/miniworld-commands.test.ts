@@ -41,9 +41,9 @@ function run(args: string[]): { status: number | null; stdout: string; stderr: s
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
 }
 
-test("hdb demo renders every prompt twice and writes grid.png, index.html and README.md", { timeout: 300_000 }, async () => {
+test("hdb demo --base renders every prompt twice and writes grid.png, index.html and README.md", { timeout: 300_000 }, async () => {
   const out = path.join(work, "demo");
-  const result = run(["demo", "--model", model, "--out", out, "--steps", "2", "--threads", "1"]);
+  const result = run(["demo", "--base", "--model", model, "--out", out, "--steps", "2", "--threads", "1"]);
   assert.equal(result.status, 0, result.stderr);
   const pngs = readdirSync(out).filter((f) => /^\d\d-seed\d\.png$/.test(f));
   assert.equal(pngs.length, 16, pngs.join(", "));
@@ -55,10 +55,10 @@ test("hdb demo renders every prompt twice and writes grid.png, index.html and RE
   assert.match(result.stdout, /16 images in [\d.]+ s/);
   // provenance.json names the command and hashes every model file; the README says where it came from.
   const record = JSON.parse(readFileSync(path.join(out, "provenance.json"), "utf8")) as { command: string; threads: number; files: Record<string, string> };
-  assert.match(record.command, /^hdb demo --model \S+ --out \S+ --steps 2 --threads 1$/);
+  assert.match(record.command, /^hdb demo --base --model \S+ --out \S+ --steps 2 --threads 1$/);
   assert.equal(record.threads, 1);
   assert.ok(Object.keys(record.files).some((f) => f.endsWith("unet/diffusion_pytorch_model.safetensors")), Object.keys(record.files).join(", "));
-  assert.match(readFileSync(path.join(out, "README.md"), "utf8"), /Made by `hdb demo --model .*` at commit /);
+  assert.match(readFileSync(path.join(out, "README.md"), "utf8"), /Made by `hdb demo --base --model .*` at commit /);
 });
 
 test("hdb miniworld quality measures every style and hair colour and writes quality.json", { timeout: 300_000 }, () => {
@@ -106,8 +106,8 @@ test("hdb miniworld dreambooth trains LiDB per identity and writes the table and
 
 test("bad flags fail with messages naming the flag and the value", () => {
   for (const [args, message] of [
-    [["demo", "--model", path.join(work, "nowhere")], /no diffusers model at .*nowhere \(model_index\.json missing\)/],
-    [["demo", "--model", model, "--steps", "0"], /^hdb: --steps must be a positive integer, got '0'$/m],
+    [["demo", "--base", "--model", path.join(work, "nowhere")], /no diffusers model at .*nowhere \(model_index\.json missing\)/],
+    [["demo", "--base", "--model", model, "--steps", "0"], /^hdb: --steps must be a positive integer, got '0'$/m],
     [["miniworld", "quality", "--model", model, "--metrics", path.join(work, "nowhere")], /nowhere/],
     [["miniworld", "dreambooth", "--model", model, "--metrics", metrics, "--identities", "5000"], /--identities must be an integer in \[1, 1000\], got '5000'/],
   ] as const) {

@@ -97,3 +97,21 @@ test("a killed multi-identity run resumes to the files of an uninterrupted run",
   const summary = (entries: ManifestEntry[]): unknown[] => entries.map(({ id, file, finalLoss, steps: count, seed }) => ({ id, file, finalLoss, count, seed }));
   assert.deepEqual(summary(result.manifest.identities), summary(readManifest(reference)!.identities), "the manifests agree (losses restored from the checkpoint)");
 });
+
+test("DreamBooth-LoRA: each identity of a run starts from the same initial factors as a run of it alone", async () => {
+  // LoRA trains one identity per batch, one after another. The initial factors were once kept as aliases of the
+  // adapters' own parameters (float32 `.float()` is no copy), so every identity after the first started from the
+  // factors the previous one last used: the second identity's file then differed from training it alone.
+  const root = temporaryDir("train-lora-sequence");
+  const identities = await writeIdentities(root, 2);
+  const run = async (name: string, which: typeof identities): Promise<string> => {
+    const out = path.join(root, name);
+    await trainDreamBooth(tinyConfig(out, which, { adapter: "lora", rank: 2, maxTrainSteps: 3, learningRate: 1e-2 }));
+    return out;
+  };
+  const both = await run("both", identities);
+  const second = await run("second", [identities[1]!]);
+  const bytes = (out: string): Map<string, Uint8Array> =>
+    new Map([...loadSafetensors(path.join(out, `${identities[1]!.id}.lora.safetensors`)).tensors].map(([k, v]) => [k, v.bytes()]));
+  assert.deepEqual(bytes(both), bytes(second));
+});

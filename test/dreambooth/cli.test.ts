@@ -147,8 +147,9 @@ test("bad training arguments fail with a message naming the problem", () => {
     [["train-lora", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--identities-per-batch", "2"], /LoRA adapters train one identity per batch/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--resume-from-checkpoint", "checkpoint-5"], /takes "latest"/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--instance-prompt", "a face"], /instancePrompt must be a prompt containing "\[V\]" \(replaced by the identifier\), got "a face"/],
-    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "-1"], /--basis-seed needs a value, got the flag-like '-1'/],
-    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed=1.5"], /basisSeed must be a non-negative integer, got 1\.5/],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "-1"], /^hdb: --basis-seed must be an integer in \[0, 9007199254740991\], got '-1'$/m],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--seed", "18446744073709551616"], /^hdb: --seed must be an integer in \[0, 9007199254740991\], got '18446744073709551616'$/m],
+    [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed=1.5"], /--basis-seed must be an integer in \[0, 9007199254740991\], got '1\.5'/],
     [["train-lidb", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--mixed-precision", "fp8"], /--mixed-precision must be one of no, fp16, bf16, got 'fp8'/],
     [["train-lora", "--pretrained-model", tinySd1, "--output-dir", out, "--identities", root, "--basis-seed", "1"], /^hdb train-lora: unknown flag --basis-seed \(/m],
   ];

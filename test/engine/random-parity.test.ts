@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { test } from "node:test";
-import { Generator, getRngState, manualSeed, memory, rand, randn, setRngState, tidy, type Tensor } from "../../src/engine/index.js";
+import { Generator, getRngState, manualSeed, memory, rand, randn, setRngState, tidy, torchSeed, type Tensor } from "../../src/engine/index.js";
 import { Fixture, fixtureDir, randomCases, randomSpec, seedValue, type RandomSpec } from "./parity-cases.js";
 
 interface ManifestCase {
@@ -90,5 +90,23 @@ void test("Generator getState / setState replay the same numbers without touchin
     g.manualSeed(99);
     const reseeded = randn([2], { generator: g });
     assert.deepEqual(reseeded.bytes(), (() => { const h = new Generator("cpu", 99); return randn([2], { generator: h }).bytes(); })());
+  });
+});
+
+void test("seeds take exactly PyTorch's manual_seed range: a negative seed is taken modulo 2^64, the rest refused", () => {
+  tidy(() => {
+    // torch.Generator().manual_seed(-1) and manual_seed(2**64 - 1) draw the same: randn(2) = [1.2198, -0.3930].
+    assert.equal(torchSeed(-1), 2n ** 64n - 1n);
+    assert.equal(torchSeed(-(2n ** 63n)), 2n ** 63n);
+    const negative = randn([2], { generator: new Generator("cpu", -1n) });
+    assert.deepEqual(negative.bytes(), randn([2], { generator: new Generator("cpu", 2n ** 64n - 1n) }).bytes());
+    (negative.toArray() as number[]).forEach((x, i) => assert.ok(Math.abs(x - [1.2198, -0.393][i]!) < 1e-4, `draw ${i}: ${x}`));
+    manualSeed(-1);
+    assert.deepEqual(randn([2]).bytes(), negative.bytes(), "manualSeed(-1) is torch.manual_seed(-1)");
+    // Before this check the addon kept a BigInt's low 64 bits: 2^64 was silently seed 0.
+    for (const seed of [2n ** 64n, -(2n ** 63n) - 1n, 1.5, 2 ** 60]) {
+      assert.throws(() => new Generator("cpu", seed), RangeError, String(seed));
+      assert.throws(() => manualSeed(seed), RangeError, String(seed));
+    }
   });
 });

@@ -1,6 +1,7 @@
 /**
  * safetensors: round trips against the reference Python package in both directions (every dtype, 0-d and
- * empty tensors, metadata, non-ASCII names), byte-identical output, load options and atomic saves.
+ * empty tensors, metadata, non-ASCII names), byte-identical output, load options (the NaN/Inf refusal too) and
+ * atomic saves.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -10,7 +11,7 @@ import path from "node:path";
 import { after, before, describe, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import {
-  arange, fromBytes, loadSafetensors, parseSafetensors, readSafetensorsHeader, saveSafetensors, SafetensorsError,
+  allFinite, arange, fromBytes, loadSafetensors, nonFiniteNames, parseSafetensors, readSafetensorsHeader, saveSafetensors, SafetensorsError,
   serializeSafetensors, tensor, tidy, zeros, type DType, type Tensor,
 } from "../../src/engine/index.js";
 import { skipOutsideCI } from "../prerequisites.js";
@@ -300,4 +301,29 @@ describe("atomic saves", () => {
     });
     assert.deepEqual(readdirSync(folder), ["model.safetensors"]);
   });
+});
+
+test("finite: NaN and ±Inf are refused naming the file and the first tensor; a folder is named as one", () => {
+  const dir = mkdtempSync(path.join(tmpdir(), "hdb-finite-"));
+  try {
+    const file = path.join(dir, "weights.safetensors");
+    tidy(() => saveSafetensors(file, new Map([
+      ["ids", arange(4)], ["ok", tensor([1, 2])], ["empty", zeros([0])], ["half", tensor([1, Infinity]).to("float16")], ["nan", tensor([NaN])],
+    ])));
+    // The first in the file's data order (writers put float32 before float16), with the count.
+    assert.throws(() => loadSafetensors(file, { finite: true }), (error: Error) => error instanceof SafetensorsError &&
+      error.message === `${file}: tensor "nan": holds NaN or infinite values (2 of its 5 tensors do): the file is damaged or its weights diverged`);
+    // 7e4 is finite in float32 and infinite in float16: the check is of what was loaded, and says so.
+    tidy(() => saveSafetensors(file, new Map([["big", tensor([7e4])]])));
+    assert.doesNotThrow(() => tidy(() => loadSafetensors(file, { finite: true }).tensors));
+    assert.throws(() => loadSafetensors(file, { finite: true, dtype: "float16" }), /tensor "big": holds NaN or infinite values once cast from float32 to float16:/);
+    tidy(() => {
+      assert.deepEqual(nonFiniteNames([["a", tensor([1, NaN])], ["b", tensor([2])], ["c", tensor([-Infinity]).to("bfloat16")], ["d", arange(3)]]), ["a", "c"]);
+      assert.equal(allFinite([tensor([1, 2]), zeros([0])]), true);
+    });
+    assert.throws(() => loadSafetensors(dir), (error: Error) => error instanceof SafetensorsError && error.message === `${dir}: is a folder, not a safetensors file`);
+    assert.throws(() => readSafetensorsHeader(dir), /is a folder, not a safetensors file/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,7 @@
 // The bundled HyperNetwork's recipe at toy size on the bundled mini-world model: both variants (with and without
 // the weight loss) train at equal steps, the study measures them and the 1-round reading, the better one is
-// bundled with recipe.json saying which and why, and the bundle loads and predicts.
+// bundled with recipe.json saying which and why, and the bundle loads and predicts. Then the personalisation study
+// (rank-relaxed fine-tuning vs its ablations, DreamBooth and the base model, with its tuning and times) on that bundle.
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -11,6 +12,8 @@ import { PromptFidelityNetwork } from "../../src/evaluation/fidelity-network.js"
 import { IdentityNetwork } from "../../src/evaluation/identity-network.js";
 import { loadHyperNetwork } from "../../src/hypernetwork/file.js";
 import { buildHyperNetwork } from "../../src/miniworld/hypernetwork/recipe.js";
+import { evaluatePersonalizationInWorld } from "../../src/evaluation/personalize-in-world.js";
+import { splitIds } from "../../src/miniworld/splits.js";
 import { renderFace } from "../../src/miniworld/render.js";
 import { savePng } from "../../src/pipeline/images.js";
 import { generated, temporaryDir } from "../dreambooth/helpers.js";
@@ -18,6 +21,7 @@ import { generated, temporaryDir } from "../dreambooth/helpers.js";
 const repository = fileURLToPath(new URL("../../../", import.meta.url));
 const model = path.join(repository, "models", "miniworld", "base");
 const metrics = path.join(repository, "models", "miniworld", "metrics");
+let bundle = "";
 
 test("the hypernetwork recipe trains both variants, measures them and bundles the better one", { timeout: 300_000 }, async () => {
   const root = temporaryDir("hypernet-recipe");
@@ -52,6 +56,36 @@ test("the hypernetwork recipe trains both variants, measures them and bundles th
     assert.equal(network.config.rounds, 2);
     network.dispose();
     assert.ok(lines.some((line) => line.startsWith("hypernetwork recipe: bundled")), lines.join("\n"));
+    bundle = outDir;
+  } finally {
+    identityNetwork.dispose();
+    fidelityNetwork.dispose();
+  }
+});
+
+test("the personalisation study: tuning, ours vs Only Hyper, No Hyper, DreamBooth and base, times and the bar", { timeout: 300_000 }, async () => {
+  assert.ok(bundle !== "", "the test above bundles a HyperNetwork");
+  const root = temporaryDir("personalize-study");
+  const identityNetwork = IdentityNetwork.load(path.join(metrics, "identity"));
+  const fidelityNetwork = PromptFidelityNetwork.load(path.join(metrics, "fidelity"));
+  try {
+    const heldOut = splitIds("held-out", 4);
+    const report = await evaluatePersonalizationInWorld({
+      modelDir: model, hypernetwork: bundle, identityNetwork, fidelityNetwork, outDir: root, identities: heldOut.slice(0, 2), prompts: [[]], seeds: [0],
+      generation: { steps: 2, guidance: 5 }, referenceNuisanceSeed: 1, settings: { steps: 2 },
+      tuning: { identities: heldOut.slice(2), ranks: [1, 2], learningRates: [1e-3], seeds: [0] },
+      dreambooth: { steps: [2, 3], probeSteps: 2, learningRate: 1e-2, lidbA: 32, lidbB: 16, rank: 1, seed: 0, identitiesPerBatch: 2 },
+    });
+    assert.equal(report.tuning.length, 2);
+    assert.ok([1, 2].includes(report.chosen.rank));
+    assert.deepEqual(Object.keys(report.study.overall.styleAccuracy), ["ours", "only-hyper", "no-hyper", "dreambooth-2", "dreambooth-3", "base"]);
+    for (const key of ["ours.total", "ours.fineTune", "ours.predict", "only-hyper", "no-hyper", "dreambooth-3.batched", "dreambooth-3.alone"]) {
+      assert.ok(Number.isFinite(report.seconds[key]) && report.seconds[key]! > 0, `seconds of ${key}: ${report.seconds[key]}`);
+    }
+    assert.equal(report.bar.dreamboothMethod, "dreambooth-3");
+    assert.ok(existsSync(path.join(root, "report.md")) && existsSync(path.join(root, "contact-sheet.png")));
+    assert.match(readFileSync(path.join(root, "report.md"), "utf8"), /## Bar \(against dreambooth-3\)/);
+    assert.ok(existsSync(path.join(root, "no-hyper", `${heldOut[0]}.lora.safetensors`)), "No Hyper results are LoRA files");
   } finally {
     identityNetwork.dispose();
     fidelityNetwork.dispose();

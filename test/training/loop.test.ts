@@ -1,13 +1,15 @@
 // The one training loop (src/training): a tiny regression job trained straight and trained with a stop and a
 // resume ends bit-identical (weights, EMA, optimiser, losses, log), several jobs per step each end where they end
-// alone, a resume under other settings names the setting, the earlier layouts are refused with what to do, and a
-// non-finite loss stops training keeping the last good checkpoint.
+// alone, a resume under other settings names the setting, the earlier layouts are refused with what to do, a
+// damaged checkpoint is refused naming file and key, stale temporary files of killed writes are cleared, and a
+// non-finite loss, gradient or weight stops training keeping the last good checkpoint.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
-import { manualSeed, mseLoss, rand, randn, tensor, tidy, type Tensor } from "../../src/engine/index.js";
+import { loadSafetensors, manualSeed, mseLoss, rand, randn, saveSafetensors, serializeSafetensors, tensor, tidy, zeros, type Tensor } from "../../src/engine/index.js";
 import { Linear } from "../../src/engine/nn/index.js";
 import { AdamW, cosineSchedule, ExponentialMovingAverage } from "../../src/engine/optim/index.js";
 import { readTrainingLog, train, TrainingJob, type TrainingLoop } from "../../src/training/index.js";
@@ -121,8 +123,88 @@ test("checkpoints in the earlier layouts are refused with what to do", async () 
 test("a non-finite loss stops training and keeps the last good checkpoint", async () => {
   const dir = path.join(root, "diverged");
   const job = newJob("fit", dir);
-  await assert.rejects(train(loopOf(job, { step: (jobs) => jobs.map((j) => (j.step >= 5 ? NaN : j.loss())) })), /fit: the loss is NaN at step 6; the last checkpoint is kept/);
+  await assert.rejects(train(loopOf(job, { step: (jobs) => jobs.map((j) => (j.step >= 5 ? NaN : j.loss())) })),
+    /^NonFiniteStepError: fit: the loss is NaN at step 6; training stopped: the last checkpoint, .*checkpoint-4, holds finite weights, but a resume would replay the same steps: delete .*diverged and train again with a lower learning rate$/);
   assert.deepEqual(readdirSync(dir).filter((n) => n.startsWith("checkpoint")), ["checkpoint-4"]);
+});
+
+test("a NaN gradient or an update that overflows the weights stops training though the loss was finite", async () => {
+  // The gradient of step 6 made NaN after a finite loss: without the check, AdamW would make every weight NaN and the
+  // checkpoint of step 8 (or the result) would hold them.
+  const nanGradient = path.join(root, "nan-gradient");
+  const poisoned = (jobs: readonly RegressionJob[]): number[] => jobs.map((j) => {
+    const loss = j.loss();
+    if (j.step >= 5) tidy(() => j.model.parameters()[0]!.grad!.mul_(NaN));
+    return loss;
+  });
+  await assert.rejects(train(loopOf(newJob("fit", nanGradient), { step: poisoned })),
+    /^NonFiniteStepError: fit: the gradient of parameter 1 of 2 \[1, 3\] became NaN or infinite at step 6 \(exploding gradients\), though the loss was finite; training stopped: the last checkpoint, .*checkpoint-4, holds finite weights/);
+  assert.deepEqual(readdirSync(nanGradient).filter((n) => n.startsWith("checkpoint")), ["checkpoint-4"]);
+  // Weights that the update leaves infinite (as a learning rate far too high does, from finite gradients): here the
+  // bias is made infinite after a finite loss and gradient, so the optimiser's step carries it into the weights.
+  const overflow = path.join(root, "overflow");
+  const overflowing = (jobs: readonly RegressionJob[]): number[] => jobs.map((j) => {
+    const loss = j.loss();
+    if (j.step >= 2) tidy(() => j.model.parameters()[1]!.detach().add_(Infinity));
+    return loss;
+  });
+  await assert.rejects(train(loopOf(newJob("fit", overflow), { step: overflowing })),
+    /^NonFiniteStepError: fit: parameter 2 of 2 \[1\] became NaN or infinite at step 3 \(the learning rate is too high for these weights\), though the loss was finite; training stopped: no checkpoint was saved; train again with a lower learning rate$/);
+  assert.equal(existsSync(overflow) ? readdirSync(overflow).filter((n) => n.startsWith("checkpoint")).length : 0, 0);
+});
+
+test("a damaged checkpoint is refused on resume naming the file and the key or tensor; stale temporary files go", async () => {
+  const source = path.join(root, "damaged-source");
+  await train(loopOf(newJob("fit", source), { hooks: { stopAfterSteps: 5 } }));
+  let n = 0;
+  /** A copy of the checkpoint of step 4 with `damage` done to it; resuming it must fail matching `message`. */
+  const refused = async (damage: (folder: string) => void, message: RegExp): Promise<void> => {
+    const dir = path.join(root, `damaged-${n++}`);
+    cpSync(source, dir, { recursive: true });
+    damage(path.join(dir, "checkpoint-4"));
+    await assert.rejects(train(loopOf(newJob("fit", dir))), (error: Error) => {
+      assert.match(error.message, message);
+      assert.doesNotMatch(error.message, /\n/, "one line");
+      return true;
+    });
+    assert.ok(existsSync(path.join(dir, "checkpoint-4", "state.json")), "nothing is deleted");
+  };
+  const editState = (edit: (state: Record<string, unknown>) => void) => (folder: string): void => {
+    const file = path.join(folder, "state.json");
+    const state = JSON.parse(readFileSync(file, "utf8")) as Record<string, unknown>;
+    edit(state);
+    writeFileSync(file, JSON.stringify(state));
+  };
+  await refused(editState((s) => { s["step"] = "abc"; }), /checkpoint-4\/state\.json: step must be a non-negative integer, got "abc"$/);
+  await refused(editState((s) => { s["step"] = 4.5; }), /state\.json: step must be a non-negative integer, got 4\.5$/);
+  await refused(editState((s) => { delete s["losses"]; }), /state\.json: losses is missing; it must be a list/);
+  await refused(editState((s) => { s["losses"] = [1, 2]; }), /state\.json: losses must be one loss per step \(4 at step 4\), got "2 entries"$/);
+  await refused(editState((s) => { s["seconds"] = -1; }), /state\.json: seconds must be a number of seconds ≥ 0, got -1$/);
+  await refused((folder) => writeFileSync(path.join(folder, "state.json"), "{\"format\": "), /checkpoint-4 is not a complete checkpoint/);
+  await refused((folder) => rmSync(path.join(folder, "optimizer.safetensors")), /checkpoint-4 has no optimizer\.safetensors: it is incomplete/);
+  const rewrite = (edit: (tensors: Map<string, Tensor>) => void) => (folder: string): void => {
+    const file = path.join(folder, "model.safetensors");
+    const { tensors, metadata } = loadSafetensors(file);
+    edit(tensors);
+    saveSafetensors(file, tensors, metadata);
+  };
+  await refused(rewrite((t) => t.delete("model.bias")), /model\.safetensors: tensor "model\.bias" is missing; delete the checkpoint/);
+  await refused(rewrite((t) => t.set("ema.0", zeros([2, 3]))), /model\.safetensors: tensor "ema\.0" is \[2, 3\], this job's is \[1, 3\]/);
+  await refused(rewrite((t) => t.set("model.weight", tensor([[0.1, NaN, 0.3]]))), /model\.safetensors: tensor "model\.weight": holds NaN or infinite values/);
+  await refused((folder) => writeFileSync(path.join(folder, "rng.safetensors"), serializeSafetensors(new Map([["gpu", zeros([1])]]))), /rng\.safetensors: tensor "cpu" \(the generator state\) is missing/);
+
+  // A kill mid-write leaves `.<name>.<pid>.<hex>.tmp`: removed on start when its writer is gone, kept while it lives.
+  const dir = path.join(root, "stale");
+  cpSync(source, dir, { recursive: true });
+  const dead = spawnSync(process.execPath, ["-e", "process.stdout.write(String(process.pid))"], { encoding: "utf8" }).stdout;
+  const stale = `.state.json.${dead}.0123456789ab.tmp`;
+  const live = `.state.json.${process.pid}.0123456789ab.tmp`;
+  for (const name of [stale, live]) writeFileSync(path.join(dir, name), "partial");
+  const lines: string[] = [];
+  await train(loopOf(newJob("fit", dir), { hooks: { log: (line) => lines.push(line) } }));
+  assert.ok(!existsSync(path.join(dir, stale)), "the dead writer's temporary file is removed");
+  assert.ok(existsSync(path.join(dir, live)), "a live writer's temporary file is left alone");
+  assert.ok(lines.some((line) => line.includes(stale) && line.includes("left by a killed write")), lines.join("\n"));
 });
 
 test("several jobs per step, made one at a time, each end where training alone ends", async () => {

@@ -38,9 +38,28 @@ test("values are typed, defaulted and checked", () => {
     [["--rate", "Infinity"], "--rate must be a number > 0, got 'Infinity'"],
     [["--size", "4096"], "--size must be an integer in [8, 2048], got '4096'"],
     [["--dtype", "int8"], "--dtype must be one of float32, float16, got 'int8'"],
+    // A negative number after a numeric flag is its value, so the range check speaks, not the tokeniser.
+    [["--steps", "-1"], "--steps must be a positive integer, got '-1'"],
+    [["--rate", "-1"], "--rate must be a number > 0, got '-1'"],
+    [["--rate", "-.5"], "--rate must be a number > 0, got '-.5'"],
+    [["--rate", "-Infinity"], "--rate must be a number > 0, got '-Infinity'"],
+    [["--size", "-1e3"], "--size must be an integer in [8, 2048], got '-1e3'"],
+    [["--steps", "18446744073709551616"], "--steps must be a positive integer of at most 9007199254740991 (2^53 − 1, the largest integer held exactly), got '18446744073709551616'"],
   ] as const) {
     assert.throws(() => parseFlags(SPEC, [...args]), (error: Error) => !(error instanceof FlagError) && error.message === message, args.join(" "));
   }
+});
+
+test("seeds take exactly PyTorch's manual_seed range, as BigInts", () => {
+  const seeds = defineCommand({ name: "seeds", summary: "s", usage: "", flags: { seed: { type: "seed", description: "a seed" } }, examples: ["hdb seeds"] });
+  for (const [text, value] of [["0", 0n], ["-1", -1n], ["18446744073709551615", 2n ** 64n - 1n], ["-9223372036854775808", -(2n ** 63n)], ["9007199254740993", 9007199254740993n]] as const) {
+    assert.equal(parseFlags(seeds, ["--seed", text]).values.seed, value, text);
+  }
+  for (const text of ["18446744073709551616", "-9223372036854775809", "1.5", "1e3", "", "abc"]) {
+    assert.throws(() => parseFlags(seeds, ["--seed", text]), (error: Error) =>
+      error.message === `--seed must be an integer in [-9223372036854775808, 18446744073709551615] (PyTorch's manual_seed range), got '${text}'`, text);
+  }
+  assert.match(formatHelp(seeds), /--seed <n> {2,}a seed/);
 });
 
 test("mistakes in the command line are FlagErrors with the whole line", () => {
@@ -51,7 +70,7 @@ test("mistakes in the command line are FlagErrors with the whole line", () => {
     [["--completely-different"], "hdb toy: unknown flag --completely-different (the nearest is --dry-run; hdb toy --help lists them all)"],
     [["--out"], "hdb toy: --out needs a value"],
     [["-o"], "hdb toy: -o needs a value"],
-    [["--rate", "-1"], "hdb toy: --rate needs a value, got the flag-like '-1' (write --rate=-1 if that is the value)"],
+    [["--out", "-1"], "hdb toy: --out needs a value, got the flag-like '-1' (write --out=-1 if that is the value)"],
     [["--dry-run=no"], "hdb toy: --dry-run takes no value, got '--dry-run=no'"],
   ];
   for (const [args, message] of cases) {

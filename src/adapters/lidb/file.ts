@@ -22,6 +22,12 @@
  *     training                  a JSON summary (steps, learning rate, …) from the trainer
  *     created / software
  *
+ * A personalised result (paper §4.3, src/personalize/) adds its rank-relaxed part: a LoRA of rank r on the same
+ * layers, trained on top of the LiDB's ΔW, as `relaxed.<layer>.lora_A` (r, in) and `relaxed.<layer>.lora_B` (out, r)
+ * with metadata `relaxed.rank` and `relaxed.alpha` (scaling alpha / r); such a file is format version 2, so that
+ * a reader that knows only version 1 refuses it rather than silently drawing with the LiDB part alone.
+ * ΔW of the file = ΔW_LiDB + ΔW_relaxed, exactly a LoRA of rank lidb.rank + r (src/adapters/export.ts).
+ *
  * The aux bases are never stored (prior-art mistake 4: 130 MB of bases, or a 1–4 MB LoRA, as the
  * deliverable): they are rebuilt from the seed and layer names, and their checksum must match. For SD1.5
  * (176 layers, 26,400 values) the fp32 file is 105,600 bytes of factors plus a ~2 KB header: 107,472 bytes
@@ -37,9 +43,13 @@ import { checkDimensions, type LidbDimensions, type LidbSeed } from "./config.js
 import { injectLidb, type LidbAdapters, type LidbFactors } from "./model.js";
 import { linearLayers, MODEL_COMPONENTS, componentModel, type AdaptedModels, type TargetShape } from "../targets.js";
 import { parseWithSchema } from "../../util/schema.js";
+import type { LoraLayerWeights } from "../lora/config.js";
+import { applyLora, type LoraAdapters } from "../lora/model.js";
 
 export const LIDB_FORMAT = "lidb";
 export const LIDB_FORMAT_VERSION = 1;
+/** The version of files with a rank-relaxed part (see the top of this file). */
+export const LIDB_RELAXED_FORMAT_VERSION = 2;
 
 /** The base model a LiDB file was made for. */
 export interface LidbBaseModel {
@@ -67,12 +77,16 @@ export interface LidbFileInfo {
   created: string | null;
   software: string | null;
   dtype: "float32" | "float16";
+  /** The rank-relaxed part's rank and alpha (paper §4.3), or null for a plain LiDB file. */
+  relaxed: { rank: number; alpha: number } | null;
 }
 
 /** A LiDB file in memory: its header and its factors (float32, on the CPU; the caller frees them). */
 export interface LidbFile {
   info: LidbFileInfo;
   factors: LidbFactors;
+  /** The rank-relaxed part by layer name (float32 CPU; alpha set), when the file has one. */
+  relaxed?: Map<string, LoraLayerWeights>;
 }
 
 export interface LidbWriteOptions {
@@ -94,7 +108,11 @@ export interface LidbContents extends LidbWriteOptions {
   basisChecksum: string;
   /** Hash of the targeted base weights (see targetedWeightsHash), when known. */
   weightsHash?: string | null;
+  /** The rank-relaxed part (paper §4.3): one LoRA layer per target, all of one rank and alpha. */
+  relaxed?: Map<string, LoraLayerWeights>;
 }
+
+const relaxedKeys = (layer: string): [string, string] => [`relaxed.${layer}.lora_A`, `relaxed.${layer}.lora_B`];
 
 /** Writes a LiDB file atomically; returns its size in bytes. */
 export function writeLidbFile(path: string, contents: LidbContents): number {
@@ -128,14 +146,43 @@ export function writeLidbFile(path: string, contents: LidbContents): number {
   if (contents.weightsHash) metadata["base_model.weights_sha256"] = contents.weightsHash;
   if (contents.identifier !== undefined) metadata["identifier"] = contents.identifier;
   if (contents.training !== undefined) metadata["training"] = JSON.stringify(contents.training);
+  const relaxed = contents.relaxed ? relaxedRankOf(contents.relaxed, targets) : null;
+  if (relaxed) {
+    metadata["hdb.format_version"] = String(LIDB_RELAXED_FORMAT_VERSION);
+    metadata["relaxed.rank"] = String(relaxed.rank);
+    metadata["relaxed.alpha"] = String(relaxed.alpha);
+  }
   tidy(() => {
-    const tensors = new Map<string, Tensor>([
-      ["lidb.a_train", factors.aTrain.detach().to({ dtype, device: "cpu" }).contiguous()],
-      ["lidb.b_train", factors.bTrain.detach().to({ dtype, device: "cpu" }).contiguous()],
-    ]);
+    const store = (t: Tensor): Tensor => t.detach().to({ dtype, device: "cpu" }).contiguous();
+    const tensors = new Map<string, Tensor>([["lidb.a_train", store(factors.aTrain)], ["lidb.b_train", store(factors.bTrain)]]);
+    for (const target of relaxed ? targets : []) {
+      const { down, up } = contents.relaxed!.get(target.name)!;
+      const [a, b] = relaxedKeys(target.name);
+      tensors.set(a, store(down));
+      tensors.set(b, store(up));
+    }
     saveSafetensors(path, tensors, metadata);
   });
   return statSync(path).size;
+}
+
+/** The relaxed part's rank and alpha, checking it holds exactly the targets, with their shapes, at one rank and alpha. */
+function relaxedRankOf(layers: Map<string, LoraLayerWeights>, targets: readonly TargetShape[]): { rank: number; alpha: number } {
+  const first = layers.get(targets[0]!.name);
+  const rank = first?.down.shape[0] ?? 0;
+  const alpha = first?.alpha ?? rank;
+  const extra = [...layers.keys()].filter((name) => !targets.some((t) => t.name === name));
+  if (extra.length > 0) throw new Error(`the rank-relaxed part has layers the LiDB part lacks: ${extra.slice(0, 3).join(", ")}${extra.length > 3 ? ` (${extra.length} in all)` : ""}`);
+  for (const target of targets) {
+    const layer = layers.get(target.name);
+    if (!layer) throw new Error(`the rank-relaxed part has no layer ${target.name}`);
+    const [down, up] = [layer.down.shape.join(), layer.up.shape.join()];
+    if (down !== [rank, target.inFeatures].join() || up !== [target.outFeatures, rank].join()) {
+      throw new Error(`the rank-relaxed part of ${target.name} must be lora_A [${rank}, ${target.inFeatures}] and lora_B [${target.outFeatures}, ${rank}], got [${down}] and [${up}]`);
+    }
+    if ((layer.alpha ?? rank) !== alpha) throw new Error(`the rank-relaxed part's alpha differs between layers (${alpha} and ${layer.alpha} at ${target.name})`);
+  }
+  return { rank, alpha };
 }
 
 /**
@@ -204,7 +251,9 @@ export function readLidbFileInfo(path: string): LidbFileInfo {
     throw new Error(`${path} is not a LiDB file (its metadata has no "hdb.format": "lidb"${meta["hdb.format"] ? `, but "${meta["hdb.format"]}"` : ""})`);
   }
   const version = Number(meta["hdb.format_version"]);
-  if (version !== LIDB_FORMAT_VERSION) throw new Error(`${path}: LiDB format version ${meta["hdb.format_version"]} is not supported (this build reads version ${LIDB_FORMAT_VERSION})`);
+  if (version !== LIDB_FORMAT_VERSION && version !== LIDB_RELAXED_FORMAT_VERSION) {
+    throw new Error(`${path}: LiDB format version ${meta["hdb.format_version"]} is not supported (this build reads versions ${LIDB_FORMAT_VERSION} and ${LIDB_RELAXED_FORMAT_VERSION})`);
+  }
   const m = parseWithSchema(lidbMetadataSchema, meta, { source: path, error: Error });
   const dims = { a: m["lidb.a"], b: m["lidb.b"], rank: m["lidb.rank"] };
   const targets = m["lidb.targets"].map(([name, outFeatures, inFeatures]) => ({ name, outFeatures, inFeatures }));
@@ -220,6 +269,23 @@ export function readLidbFileInfo(path: string): LidbFileInfo {
   if (storedTargetsHash !== targetsHash(targets)) throw new Error(`${path}: the target list does not match its own hash (base_model.targets_sha256): the file is corrupt`);
   const resolution = m["base_model.resolution"];
   const predictionType = m["base_model.prediction_type"];
+  let relaxed: { rank: number; alpha: number } | null = null;
+  if (version === LIDB_RELAXED_FORMAT_VERSION) {
+    const rank = Number(meta["relaxed.rank"]);
+    const alpha = Number(meta["relaxed.alpha"]);
+    if (!Number.isInteger(rank) || rank < 1 || !Number.isFinite(alpha)) {
+      throw new Error(`${path}: a version 2 LiDB file needs relaxed.rank (a positive integer) and relaxed.alpha (a number), got ${meta["relaxed.rank"]} and ${meta["relaxed.alpha"]}`);
+    }
+    for (const target of targets) {
+      const [aKey, bKey] = relaxedKeys(target.name);
+      const [down, up] = [header.entries.get(aKey), header.entries.get(bKey)];
+      if (down?.shape.join() !== [rank, target.inFeatures].join() || up?.shape.join() !== [target.outFeatures, rank].join()) {
+        throw new Error(`${path}: expected ${aKey} [${rank}, ${target.inFeatures}] and ${bKey} [${target.outFeatures}, ${rank}], found ` +
+          `${down ? `[${down.shape.join(", ")}]` : "none"} and ${up ? `[${up.shape.join(", ")}]` : "none"}`);
+      }
+    }
+    relaxed = { rank, alpha };
+  }
   return {
     formatVersion: version, dims, seed: seedText(m["lidb.seed"]), basisVersion: m["lidb.basis"], basisChecksum: m["lidb.basis_sha256"], targets,
     baseModel: {
@@ -229,15 +295,34 @@ export function readLidbFileInfo(path: string): LidbFileInfo {
       targetsHash: storedTargetsHash, weightsHash: m["base_model.weights_sha256"] ?? null,
     },
     identifier: m.identifier ?? null, training: m.training ?? null, created: m.created ?? null, software: m.software ?? null,
-    dtype: a.dtype,
+    dtype: a.dtype, relaxed,
   };
 }
 
 /** Reads a LiDB file: header checks, then the factors as float32 CPU tensors. */
 export function loadLidbFile(path: string): LidbFile {
   const info = readLidbFileInfo(path);
-  const { tensors } = loadSafetensors(path, { dtype: "float32", names: ["lidb.a_train", "lidb.b_train"] });
-  return { info, factors: { aTrain: tensors.get("lidb.a_train")!, bTrain: tensors.get("lidb.b_train")! } };
+  const relaxedNames = info.relaxed ? info.targets.flatMap((t) => relaxedKeys(t.name)) : [];
+  const { tensors } = loadSafetensors(path, { dtype: "float32", names: ["lidb.a_train", "lidb.b_train", ...relaxedNames], finite: true });
+  const file: LidbFile = { info, factors: { aTrain: tensors.get("lidb.a_train")!, bTrain: tensors.get("lidb.b_train")! } };
+  if (info.relaxed) {
+    const { alpha } = info.relaxed;
+    file.relaxed = new Map(info.targets.map((t) => {
+      const [a, b] = relaxedKeys(t.name);
+      return [t.name, { down: tensors.get(a)!, up: tensors.get(b)!, alpha }];
+    }));
+  }
+  return file;
+}
+
+/** Frees a loaded LiDB file's tensors (factors and relaxed part). */
+export function disposeLidbFile(file: LidbFile): void {
+  file.factors.aTrain.dispose();
+  file.factors.bTrain.dispose();
+  for (const { down, up } of file.relaxed?.values() ?? []) {
+    down.dispose();
+    up.dispose();
+  }
 }
 
 /** Problems (errors) and doubts (warnings) about applying a LiDB file to these models. */
@@ -291,11 +376,12 @@ export function checkLidbCompatibility(info: LidbFileInfo, models: AdaptedModels
 /**
  * Applies a LiDB file to models: checks compatibility (all errors in one message), injects adapters on the
  * file's layers with its seed and sizes, verifies the rebuilt bases against the file's checksum, and sets
- * the factors. Returns the adapters (and the warnings, e.g. other base weights).
+ * the factors; a rank-relaxed part goes on the same layers as LoRA adapters named "<name>_relaxed", with the
+ * same scale. Returns the adapters (and the warnings, e.g. other base weights).
  */
 export function applyLidbFile(
   models: AdaptedModels, file: string | LidbFile, options: { name?: string; scale?: number; dtype?: "float32" | "float16" | "bfloat16" } = {},
-): { adapters: LidbAdapters; warnings: string[] } {
+): { adapters: LidbAdapters; relaxed: LoraAdapters | null; warnings: string[] } {
   const loaded = typeof file === "string" ? loadLidbFile(file) : file;
   const source = typeof file === "string" ? file : "the LiDB file";
   try {
@@ -312,12 +398,20 @@ export function applyLidbFile(
     }
     adapters.setFactors(loaded.factors);
     if (options.scale !== undefined) adapters.setScale(options.scale);
-    return { adapters, warnings };
-  } finally {
-    if (typeof file === "string") {
-      loaded.factors.aTrain.dispose();
-      loaded.factors.bTrain.dispose();
+    let relaxed: LoraAdapters | null = null;
+    if (loaded.relaxed) {
+      try {
+        relaxed = applyLora(models, loaded.relaxed, {
+          name: `${options.name ?? "lidb"}_relaxed`, ...(options.scale === undefined ? {} : { scale: options.scale }), ...(options.dtype === undefined ? {} : { dtype: options.dtype }),
+        });
+      } catch (error) {
+        adapters.dispose();
+        throw error;
+      }
     }
+    return { adapters, relaxed, warnings };
+  } finally {
+    if (typeof file === "string") disposeLidbFile(loaded);
   }
 }
 

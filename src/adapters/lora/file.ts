@@ -76,7 +76,7 @@ export interface LoraFile {
 
 /** Reads a diffusers/peft or kohya LoRA file of Linear layers; anything else is an error naming the keys. */
 export function readLoraFile(path: string): LoraFile {
-  const { tensors, metadata } = loadSafetensors(path, { dtype: "float32" });
+  const { tensors, metadata } = loadSafetensors(path, { dtype: "float32", finite: true });
   try {
     const keys = [...tensors.keys()];
     const kohya = keys.some((k) => k.startsWith("lora_unet_") || k.startsWith("lora_te"));

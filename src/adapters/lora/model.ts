@@ -18,10 +18,14 @@ export class LoraAdapters extends AdapterSet<LoraLinear> {
     super(name, entries);
   }
 
-  /** Copies of every layer's factors (float32, on the adapters' device) and alpha, by layer name. */
+  /**
+   * Copies of every layer's factors (float32, on the adapters' device) and alpha, by layer name. Copies even when
+   * the factors are float32 already, where `.float()` would hand back the parameter itself (as PyTorch's does): a
+   * caller that kept that alias would see every later change of the adapters (DreamBooth-LoRA's initial factors did).
+   */
   getFactors(): Map<string, LoraLayerWeights> {
     return noGrad(() => tidy(() => new Map(this.entries().map(([target, adapter]) => [target.name, {
-      down: adapter.loraA.float(), up: adapter.loraB.float(), alpha: adapter.alpha,
+      down: adapter.loraA.to({ dtype: "float32", copy: true }), up: adapter.loraB.to({ dtype: "float32", copy: true }), alpha: adapter.alpha,
     }]))));
   }
 

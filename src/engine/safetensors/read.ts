@@ -10,6 +10,7 @@
 import { closeSync, fstatSync, openSync, readSync } from "node:fs";
 import { empty, fromBytes } from "../creation.js";
 import { isFloatingDType, type DType } from "../dtype.js";
+import { nonFiniteNames } from "../finite.js";
 import type { Device, Tensor } from "../tensor.js";
 import { BOUNCE_BYTES, buffer as bounceBuffer, fillTensor } from "./bounce.js";
 import { decodeHeader, PREFIX_BYTES, readHeaderLength, SafetensorsError, type SafetensorsEntry } from "./format.js";
@@ -24,6 +25,12 @@ export interface LoadOptions {
   dtype?: DType;
   /** Load only these tensors (all by default); a name the file lacks is an error. */
   names?: readonly string[];
+  /**
+   * Refuse NaN and ±Inf in floating-point tensors (after any cast: 1e30 read into float16 is infinite): the error
+   * names the file, the first such tensor and how many there are. Weights, adapters and checkpoints ask for
+   * this, so a damaged or diverged file is refused where it is read, not found later as a black image.
+   */
+  finite?: boolean;
 }
 
 export interface LoadedSafetensors {
@@ -67,10 +74,24 @@ export function loadSafetensors(path: string, options: LoadOptions = {}): Loaded
     const header = readHeader(fd, path);
     const wanted = selectEntries(header.entries, options.names, path);
     const read = fileReader(fd, path, header.dataStart, [...wanted.values()]);
-    return { tensors: materialize(wanted, options, read), metadata: header.metadata };
+    const tensors = materialize(wanted, options, read);
+    if (options.finite) refuseNonFinite(tensors, wanted, path);
+    return { tensors, metadata: header.metadata };
   } finally {
     closeSync(fd);
   }
+}
+
+/** Throws (disposing the tensors) when any floating-point tensor holds NaN or ±Inf; see LoadOptions.finite. */
+function refuseNonFinite(tensors: Map<string, Tensor>, entries: Map<string, SafetensorsEntry>, source: string): void {
+  const bad = nonFiniteNames(tensors);
+  if (bad.length === 0) return;
+  const first = bad[0]!;
+  const [stored, loaded] = [entries.get(first)!.dtype, tensors.get(first)!.dtype];
+  const cast = loaded !== stored ? ` once cast from ${stored} to ${loaded}` : "";
+  const others = bad.length > 1 ? ` (${bad.length} of its ${tensors.size} tensors do)` : "";
+  for (const tensor of tensors.values()) tensor.dispose();
+  throw new SafetensorsError(`holds NaN or infinite values${cast}${others}: the file is damaged or its weights diverged`, { source, tensor: first });
 }
 
 /** Loads tensors from a whole safetensors file held in memory (one copy per tensor). */
@@ -86,7 +107,10 @@ export function parseSafetensors(bytes: Uint8Array, options: LoadOptions = {}): 
 
 /** Header of an open file: the prefix and JSON are read with two small reads; the data is not touched. */
 function readHeader(fd: number, path: string): SafetensorsHeader {
-  const size = fstatSync(fd).size;
+  const stat = fstatSync(fd);
+  // Opening a folder succeeds on Linux; reading it would fail with a bare EISDIR that names no path.
+  if (stat.isDirectory()) throw new SafetensorsError("is a folder, not a safetensors file", { source: path });
+  const size = stat.size;
   const prefix = new Uint8Array(PREFIX_BYTES);
   readExactly(fd, prefix.subarray(0, Math.min(size, PREFIX_BYTES)), 0, path);
   const headerLength = readHeaderLength(prefix, size, path);

@@ -188,24 +188,31 @@ export function loadPretrainedWeights(module: Module, componentDir: string, opti
   const missing = [...own.keys()].filter((key) => !locations.has(key));
   const ignored = (key: string): boolean => options.ignoreUnexpected?.some((pattern) => pattern.test(key)) ?? false;
   const unexpected = [...locations.keys()].filter((key) => !own.has(key) && !ignored(key));
-  const problems: string[] = [];
+  // One line however many keys are wrong (a config of another width mismatches every tensor): the first few of
+  // each kind and how many there are.
+  const mismatches: string[] = [];
   for (const [key, target] of own) {
     const location = locations.get(key);
     if (location && !sameShape(location.shape, target.shape)) {
-      problems.push(`  shape mismatch for "${key}" in ${basename(location.file)}: the module has [${target.shape.join(", ")}], the file has [${location.shape.join(", ")}]`);
+      mismatches.push(`shape mismatch for "${key}" in ${basename(location.file)}: the module has [${target.shape.join(", ")}], the file has [${location.shape.join(", ")}]`);
     }
   }
-  if (strict && missing.length > 0) problems.push(`  missing keys (${missing.length}): ${quoteList(missing)}`);
+  const problems: string[] = [];
+  if (mismatches.length > 0) {
+    problems.push(mismatches.slice(0, SHOWN).join("; ") +
+      (mismatches.length > SHOWN ? `; … (${mismatches.length} shape mismatches in all: is config.json the one these weights were saved with?)` : ""));
+  }
+  if (strict && missing.length > 0) problems.push(`missing keys (${missing.length}): ${quoteList(missing)}`);
   if (strict && unexpected.length > 0) {
-    problems.push(`  unexpected keys (${unexpected.length}): ${unexpected.map((key) => `"${key}" (${basename(locations.get(key)!.file)})`).slice(0, 20).join(", ")}${unexpected.length > 20 ? ", …" : ""}`);
+    problems.push(`unexpected keys (${unexpected.length}): ${unexpected.map((key) => `"${key}" (${basename(locations.get(key)!.file)})`).slice(0, SHOWN).join(", ")}${unexpected.length > SHOWN ? ", …" : ""}`);
   }
   if (problems.length > 0) {
-    throw new ModelLoadingError(`cannot load ${describeFiles(found)} into ${module.constructor.name}:\n${problems.join("\n")}`);
+    throw new ModelLoadingError(`cannot load ${describeFiles(found)} into ${module.constructor.name}: ${problems.join("; ")}`);
   }
   for (const file of found.files) {
     const names = [...locations].filter(([key, location]) => location.file === file && own.has(key)).map(([key]) => key);
     if (names.length === 0) continue;
-    const { tensors } = loadSafetensors(file, { names });
+    const { tensors } = loadSafetensors(file, { names, finite: true });
     try {
       module.loadStateDict(tensors, { strict: false });
     } catch (error) {
@@ -268,7 +275,10 @@ function describeFiles(found: WeightFiles): string {
   return `${found.index} (shards ${found.files.map((file) => basename(file)).join(", ")})`;
 }
 
-function quoteList(keys: string[], limit = 20): string {
+/** How many keys of each kind a loading error lists before giving the count. */
+const SHOWN = 3;
+
+function quoteList(keys: string[], limit = SHOWN): string {
   const shown = keys.slice(0, limit).map((key) => `"${key}"`).join(", ");
   return keys.length > limit ? `${shown}, …` : shown;
 }
