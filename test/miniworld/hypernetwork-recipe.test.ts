@@ -54,6 +54,7 @@ test("the hypernetwork recipe trains both variants, measures them and bundles th
     assert.ok(existsSync(path.join(root, "report", "report.md")));
     const { network } = loadHyperNetwork(outDir);
     assert.equal(network.config.rounds, 2);
+    assert.ok(existsSync(network.config.encoder), `the bundle's encoder resolves from its own folder: ${network.config.encoder}`);
     network.dispose();
     assert.ok(lines.some((line) => line.startsWith("hypernetwork recipe: bundled")), lines.join("\n"));
     bundle = outDir;

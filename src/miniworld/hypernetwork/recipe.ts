@@ -22,6 +22,7 @@ import { VisionFeatureEncoder } from "../../hypernetwork/encoder.js";
 import { trainHyperNetwork } from "../../hypernetwork/train.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
+import { readJsonObject } from "../../util/json.js";
 import { provenance } from "../../util/provenance.js";
 import { splitIds } from "../splits.js";
 import type { StyleName } from "../styles.js";
@@ -108,6 +109,13 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
   const chosen = variants.reduce((best, v) => (identity(v.name) > identity(best.name) ? v : best));
   writeDirectoryAtomic(options.outDir, (temporary) => {
     for (const name of readdirSync(chosen.dir)) cpSync(path.join(chosen.dir, name), path.join(temporary, name), { recursive: true });
+    // The config names a local encoder relative to its own folder: relative to the bundle's, once moved there.
+    const config = readJsonObject(path.join(temporary, "config.json"), "HyperNetwork config");
+    if (typeof config["encoder"] === "string" && /^\.\.?[\\/]/.test(config["encoder"])) {
+      const encoder = path.resolve(chosen.dir, config["encoder"]);
+      config["encoder"] = path.relative(options.outDir, encoder).split(path.sep).join("/");
+      writeJsonAtomic(path.join(temporary, "config.json"), config);
+    }
   });
   writeJsonAtomic(path.join(options.outDir, "recipe.json"), {
     recipe: r, overrides: o, chosen: chosen.name,
