@@ -11,14 +11,13 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { describeBaseModel, exportLidbFile, injectLidb, saveLidbFile } from "../../src/adapters/index.js";
-import { cat, Generator, loadSafetensors, randn, saveSafetensors, setNumThreads, tensor, tidy } from "../../src/engine/index.js";
-import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { exportLidbFile } from "../../src/adapters/index.js";
+import { cat, loadSafetensors, saveSafetensors, setNumThreads, tensor, tidy } from "../../src/engine/index.js";
 import { writeFacePhotos } from "../dreambooth/helpers.js";
+import { sd1, snapshot, writeTinyLidb } from "./hostile-inputs.js";
 
 setNumThreads(1);
 const hdb = fileURLToPath(new URL("../../src/cli/hdb.js", import.meta.url));
-const sd1 = fileURLToPath(new URL("../../../test/fixtures/generated/tiny_sd/sd1", import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), "hdb-bad-input-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -41,26 +40,7 @@ function fails(args: string[], message: RegExp): string {
   return lines[0]!;
 }
 
-/** The bytes of every file under `dir`, to check that a refused command changed nothing. */
-function snapshot(dir: string): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    if (entry.isFile()) files.set(path.join(entry.parentPath, entry.name), readFileSync(path.join(entry.parentPath, entry.name)).toString("base64"));
-  }
-  return files;
-}
 
-/** A LiDB file with random factors for the tiny SD1 pipeline. */
-async function makeLidb(file: string): Promise<void> {
-  const pipeline = await StableDiffusionPipeline.fromPretrained(sd1);
-  const models = { unet: pipeline.unet, textEncoder: pipeline.textEncoder };
-  const lidb = injectLidb(models, { a: 16, b: 8, seed: 5 });
-  const generator = new Generator("cpu", 6);
-  tidy(() => lidb.setFactors({ aTrain: randn([56, 16, 1], { generator }).mul(0.5), bTrain: randn([56, 1, 8], { generator }).mul(0.5) }));
-  saveLidbFile(file, lidb, { baseModel: describeBaseModel(models, "tiny/sd1"), identifier: "sks" });
-  lidb.dispose();
-  pipeline.dispose();
-}
 
 /** A copy of `file` whose tensor `name` has `value` at its first element (the header and metadata kept). */
 function withValue(file: string, out: string, name: string, value: number): string {
@@ -77,7 +57,7 @@ function withValue(file: string, out: string, name: string, value: number): stri
 }
 
 const lidbFile = path.join(work, "face.lidb.safetensors");
-const ready = makeLidb(lidbFile);
+const ready = writeTinyLidb(lidbFile);
 
 test("seeds: exactly PyTorch's manual_seed range, and the seed recorded is the seed used", async () => {
   await ready;

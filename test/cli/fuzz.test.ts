@@ -5,20 +5,19 @@
 // reported (t.diagnostic). File-level fuzzing of safetensors itself is test/engine/safetensors-fuzz.test.ts.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, linkSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, linkSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
-import { describeBaseModel, exportLidbFile, injectLidb, saveLidbFile } from "../../src/adapters/index.js";
-import { cat, Generator, loadSafetensors, randn, saveSafetensors, setNumThreads, tensor, tidy, zeros } from "../../src/engine/index.js";
-import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
+import { exportLidbFile } from "../../src/adapters/index.js";
+import { cat, loadSafetensors, saveSafetensors, setNumThreads, tensor, tidy, zeros } from "../../src/engine/index.js";
 import { hash32 } from "../../src/util/hash.js";
 import { writeFacePhotos } from "../dreambooth/helpers.js";
+import { sd1, snapshot, writeTinyLidb } from "./hostile-inputs.js";
 
 setNumThreads(1);
 const hdb = fileURLToPath(new URL("../../src/cli/hdb.js", import.meta.url));
-const sd1 = fileURLToPath(new URL("../../../test/fixtures/generated/tiny_sd/sd1", import.meta.url));
 const work = mkdtempSync(path.join(tmpdir(), "hdb-fuzz-"));
 after(() => rmSync(work, { recursive: true, force: true }));
 
@@ -32,15 +31,6 @@ function draws(kind: number, index: number): { int: (n: number) => number; pick:
   return { int, pick: (items) => items[int(items.length)]! };
 }
 
-/** Every file under `dir` with its bytes (base64), to show that a refused command changed nothing. */
-function snapshot(dir: string): Map<string, string> {
-  const files = new Map<string, string>();
-  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
-    const file = path.join(entry.parentPath, entry.name);
-    if (entry.isFile()) files.set(file, readFileSync(file).toString("base64"));
-  }
-  return files;
-}
 
 /** Runs `hdb args`: it must exit 1 with one line on stderr matching `message`, and leave `work` as it was. */
 function refused(args: string[], message: RegExp): void {
@@ -83,14 +73,7 @@ const run = path.join(work, "run");
 
 /** The inputs every class mutates: a LiDB file and its LoRA export for the tiny pipeline, a run with a checkpoint. */
 async function setUp(): Promise<void> {
-  const pipeline = await StableDiffusionPipeline.fromPretrained(sd1);
-  const models = { unet: pipeline.unet, textEncoder: pipeline.textEncoder };
-  const adapters = injectLidb(models, { a: 16, b: 8, seed: 5 });
-  const generator = new Generator("cpu", 6);
-  tidy(() => adapters.setFactors({ aTrain: randn([56, 16, 1], { generator }).mul(0.5), bTrain: randn([56, 1, 8], { generator }).mul(0.5) }));
-  saveLidbFile(lidb, adapters, { baseModel: describeBaseModel(models, "tiny/sd1"), identifier: "sks" });
-  adapters.dispose();
-  pipeline.dispose();
+  await writeTinyLidb(lidb);
   exportLidbFile(lidb, lora, { format: "kohya" });
   await writeFacePhotos(photos, 0);
   // A run that diverges at step 2 keeps the checkpoint of step 1 (finite weights): the checkpoint the class damages.
