@@ -26,6 +26,8 @@ import type { TrainingConfig } from "./config.js";
 
 export interface TrainingAdapters {
   readonly kind: "lidb" | "lora";
+  /** The adapted layers, in the factors' order ("unet.…", "text_encoder.…"). */
+  readonly layerNames: string[];
   /** The trainable factors' initial values by name, in a fixed order (every identity starts from these). */
   initialFactors(): Map<string, Tensor>;
   /**
@@ -74,6 +76,9 @@ export function attachAdapters(pipeline: StableDiffusionPipeline, config: Traini
 
 class LidbBinding implements TrainingAdapters {
   readonly kind = "lidb";
+  get layerNames(): string[] {
+    return this.lidb.layerNames;
+  }
   /** The per-sample factors as computed from the identities, and the leaves the adapters use. */
   #bound: { producers: Tensor[]; leaves: Tensor[] } | null = null;
 
@@ -141,6 +146,9 @@ class LidbBinding implements TrainingAdapters {
 
 class LoraBinding implements TrainingAdapters {
   readonly kind = "lora";
+  get layerNames(): string[] {
+    return this.lora.layerNames;
+  }
 
   /** The factors as injected, kept: every identity starts from them (see LidbBinding). */
   readonly #initial = new Map<string, Tensor>();

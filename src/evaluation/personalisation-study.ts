@@ -17,6 +17,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { cat, noGrad, readSafetensorsHeader, tidy, type Tensor } from "../engine/index.js";
 import { applyAdapterFiles } from "../adapters/apply.js";
+import { LIDB_FORMAT } from "../adapters/lidb/file.js";
 import { identifierPrompt } from "../miniworld/captions.js";
 import { renderFace } from "../miniworld/render.js";
 import type { StyleName } from "../miniworld/styles.js";
@@ -168,7 +169,7 @@ export async function runPersonalisationStudy(options: StudyOptions): Promise<St
             continue;
           }
           const file = method.files.get(id)!;
-          const lidb = readSafetensorsHeader(file).metadata["hdb.format"] === "lidb";
+          const lidb = readSafetensorsHeader(file).metadata["hdb.format"] === LIDB_FORMAT;
           const applied = applyAdapterFiles(models, { [lidb ? "lidb" : "lora"]: [{ path: file, weight: 1 }] });
           try {
             for (const p of prompts.keys()) {

@@ -15,6 +15,7 @@ import path from "node:path";
 import { loadSafetensors, saveSafetensors, tidy, type Tensor } from "../engine/index.js";
 import { writeLidbFile, type LidbBaseModel, type LidbFileInfo } from "../adapters/lidb/file.js";
 import type { TargetShape } from "../adapters/targets.js";
+import type { LoraLayerWeights } from "../adapters/lora/config.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../util/atomic.js";
 import { readJsonObject } from "../util/json.js";
 import { hyperNetworkConfig } from "./config.js";
@@ -89,10 +90,17 @@ export function loadHyperNetwork(dir: string): { network: HyperNetwork; space: L
   return { network, space };
 }
 
-/** Writes one photo's predicted factors, aTrain (L, a, r) and bTrain (L, r, b), as a LiDB file; returns its bytes. */
-export function writePrediction(file: string, space: LidbSpace, factors: { aTrain: Tensor; bTrain: Tensor }, training: Record<string, unknown>): number {
+/**
+ * Writes one photo's predicted factors, aTrain (L, a, r) and bTrain (L, r, b), as a LiDB file of the space; returns its
+ * bytes. `extra.relaxed` adds a rank-relaxed part (src/personalize/: a version 2 file); `extra.identifier` replaces
+ * the space's.
+ */
+export function writePrediction(file: string, space: LidbSpace, factors: { aTrain: Tensor; bTrain: Tensor }, training: Record<string, unknown>,
+  extra: { identifier?: string; relaxed?: Map<string, LoraLayerWeights> } = {}): number {
+  const identifier = extra.identifier ?? space.identifier;
   return writeLidbFile(file, {
     factors, targets: space.targets, dims: { a: space.a, b: space.b, rank: space.rank }, seed: space.seed, basisChecksum: space.basisChecksum,
-    baseModel: space.baseModel, weightsHash: space.weightsHash, ...(space.identifier === null ? {} : { identifier: space.identifier }), training,
+    baseModel: space.baseModel, weightsHash: space.weightsHash, ...(identifier === null ? {} : { identifier }), training,
+    ...(extra.relaxed ? { relaxed: extra.relaxed } : {}),
   });
 }

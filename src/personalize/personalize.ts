@@ -21,7 +21,6 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { keep, noGrad, tidy, type Tensor } from "../engine/index.js";
-import { writeLidbFile } from "../adapters/lidb/file.js";
 import { injectLidb, type LidbAdapters } from "../adapters/lidb/model.js";
 import type { LoraLayerWeights } from "../adapters/lora/config.js";
 import { writeLoraFile, type LoraFormat } from "../adapters/lora/file.js";
@@ -30,7 +29,7 @@ import { describeBaseModel } from "../adapters/lidb/file.js";
 import { resolveConfig, type TrainingConfig } from "../dreambooth/config.js";
 import { DREAMBOOTH_STREAM, DreamBoothTrainer } from "../dreambooth/trainer.js";
 import { VisionFeatureEncoder } from "../hypernetwork/encoder.js";
-import { loadHyperNetwork, type LidbSpace } from "../hypernetwork/file.js";
+import { loadHyperNetwork, writePrediction, type LidbSpace } from "../hypernetwork/file.js";
 import type { HyperNetwork } from "../hypernetwork/hypernetwork.js";
 import { train, type LoopHooks } from "../training/index.js";
 import { personalizeSettings, type PersonalizeSettings, type PersonalizeSettingsInput } from "./config.js";
@@ -113,9 +112,7 @@ export class Personalizer {
       let hyper: Personalizer["hyper"] = null;
       if (loaded && space) {
         const models = { unet: session.pipeline.unet, textEncoder: session.pipeline.textEncoder };
-        const initial = session.adapters.initialFactors();
-        const loraLayers = [...initial.keys()].filter((k) => k.endsWith(".lora_A")).map((k) => k.slice(0, -".lora_A".length));
-        for (const t of initial.values()) t.dispose();
+        const loraLayers = session.adapters.layerNames;
         const lidbLayers = space.targets.map((t) => t.name);
         if (loraLayers.join() !== lidbLayers.join()) {
           throw new Error(`${options.hypernetwork}: its LiDB space adapts ${lidbLayers.length} layers, the rank-relaxed LoRA ${loraLayers.length}: ` +
@@ -185,11 +182,7 @@ export class Personalizer {
       let bytes: number;
       try {
         bytes = hyper && prediction
-          ? writeLidbFile(outFile, {
-            factors: prediction, targets: hyper.space.targets, dims: { a: hyper.space.a, b: hyper.space.b, rank: hyper.space.rank }, seed: hyper.space.seed,
-            basisChecksum: hyper.space.basisChecksum, baseModel: hyper.space.baseModel, weightsHash: hyper.space.weightsHash,
-            identifier: this.config.identifier, training, ...(relaxed ? { relaxed } : {}),
-          })
+          ? writePrediction(outFile, hyper.space, prediction, training, { identifier: this.config.identifier, ...(relaxed ? { relaxed } : {}) })
           : this.#writeLora(outFile, "diffusers", relaxed!, training);
         times.save = seconds(t);
         t = performance.now();
@@ -244,13 +237,10 @@ export class Personalizer {
       await train({
         label: "personalize", stream: DREAMBOOTH_STREAM, jobs: [run], checkpointEvery: 0, resume: false, step: (runs) => this.session.stepLosses(runs), hooks,
       });
-      const relaxed = new Map<string, LoraLayerWeights>();
-      for (const [name, factor] of run.factors) {
-        if (!name.endsWith(".lora_A")) continue;
-        const layer = name.slice(0, -".lora_A".length);
-        const up = run.factors.get(`${layer}.lora_B`)!;
-        relaxed.set(layer, noGrad(() => tidy(() => ({ down: factor.detach().float().cpu().clone(), up: up.detach().float().cpu().clone(), alpha: this.settings.rank }))));
-      }
+      // The run's factors are named as the LoRA binding names them: "<layer>.lora_A" (down), "<layer>.lora_B" (up).
+      const copy = (name: string): Tensor => noGrad(() => tidy(() => run.factors.get(name)!.detach().float().cpu().clone()));
+      const relaxed = new Map(this.session.adapters.layerNames.map((layer): [string, LoraLayerWeights] =>
+        [layer, { down: copy(`${layer}.lora_A`), up: copy(`${layer}.lora_B`), alpha: this.settings.rank }]));
       return { relaxed, losses: [...run.losses] };
     } finally {
       this.session.release(run);
