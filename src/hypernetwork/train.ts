@@ -28,7 +28,7 @@
  */
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
-import { backward, cat, initProcessGroup, keep, manualSeed, noGrad, randint, tensor, tidy, type ProcessGroup, type Tensor } from "../engine/index.js";
+import { backward, cat, distributedEnvironment, initProcessGroup, keep, manualSeed, noGrad, randint, tensor, tidy, type ProcessGroup, type Tensor } from "../engine/index.js";
 import { AdamW, cosineSchedule } from "../engine/optim/index.js";
 import { loadLidbFile, readLidbFileInfo } from "../adapters/lidb/file.js";
 import { promptWithIdentifier, resolveConfig, type TrainingConfigInput } from "../dreambooth/config.js";
@@ -123,8 +123,9 @@ function locatePhoto(recorded: string, weightSet: string): string {
 
 export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): Promise<HyperNetworkTrainingResult> {
   const { settings } = options;
-  const quiet = options.distributed !== undefined && (options.distributed === "environment" ? process.env["RANK"] ?? "0" : String(options.distributed.rank)) !== "0";
-  const log = quiet ? () => {} : options.hooks?.log ?? (() => {});
+  // This process's place in the job, known before the group is joined (that needs the weight set's device).
+  const place = options.distributed === "environment" ? distributedEnvironment() ?? { rank: 0, worldSize: 1 } : options.distributed ?? { rank: 0, worldSize: 1 };
+  const log = place.rank !== 0 ? () => {} : options.hooks?.log ?? (() => {});
   const manifest = readManifest(options.weightSet);
   if (!manifest) throw new Error(`${options.weightSet} holds no DreamBooth manifest.json: make the weight set first (hdb miniworld lidb-set)`);
   const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length).map((e) => ({ ...e, images: e.images.map((image) => locatePhoto(image, options.weightSet)) }));
@@ -139,8 +140,8 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     throw new Error(`${options.weightSet}: the manifest's LiDB settings (a ${config.lidbA}, b ${config.lidbB}, rank ${config.rank}, basis seed ${config.basisSeed}) ` +
       `differ from its files' (a ${space.a}, b ${space.b}, rank ${space.rank}, seed ${space.seed})`);
   }
-  if (options.distributed !== undefined && settings.batchSize % (options.distributed === "environment" ? Number(process.env["WORLD_SIZE"] ?? 1) : options.distributed.worldSize) !== 0) {
-    throw new Error(`--batch-size ${settings.batchSize} does not split into equal shards over ${options.distributed === "environment" ? process.env["WORLD_SIZE"] : options.distributed.worldSize} processes`);
+  if (settings.batchSize % place.worldSize !== 0) {
+    throw new Error(`--batch-size ${settings.batchSize} does not split into equal shards over ${place.worldSize} processes`);
   }
   const session = await DreamBoothTrainer.open(config, { log }, { manifest: false });
   const owned: { dispose(): void }[] = [session];
