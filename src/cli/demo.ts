@@ -123,7 +123,8 @@ export async function runDemo(argv: string[]): Promise<void> {
   }
   const personal = !values.base;
   const hypernetwork = path.resolve(values.hypernetwork ?? path.join(bundled, "hypernetwork"));
-  const face = path.resolve(values.face ?? path.join(repositoryRoot(bundled) ?? ".", SAMPLE_FACE));
+  // samples/ sits beside models/ (bundled = <root>/models/miniworld), in a checkout or a copy without .git alike.
+  const face = path.resolve(values.face ?? path.join(bundled, "..", "..", SAMPLE_FACE));
   if (personal && !existsSync(path.join(hypernetwork, "config.json"))) {
     throw new Error(`no HyperNetwork at ${hypernetwork} (config.json missing): the bundled one is made by \`hdb miniworld hypernetwork\`; or run \`hdb demo --base\``);
   }

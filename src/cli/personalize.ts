@@ -3,7 +3,7 @@
  * HyperNetwork's prediction plus the rank-relaxed LoRA, one file for `hdb generate --lidb`), its exact export as
  * one standard LoRA in both layouts, and personalize.json (settings, the time of each phase, file sizes, provenance).
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads, setNumThreads } from "../engine/index.js";
 import { Personalizer } from "../personalize/index.js";
@@ -53,6 +53,7 @@ export async function runPersonalize(argv: string[]): Promise<void> {
   if (values.image.length === 0) throw new Error("--image is required (a face photo)");
   if (!values.out) throw new Error("--out is required (the result folder)");
   for (const image of values.image) if (!existsSync(image)) throw new Error(`--image: no such file '${image}'`);
+  if (existsSync(values.out) && !statSync(values.out).isDirectory()) throw new Error(`--out ${values.out} is a file; give the result folder`);
   if (values["no-hyper"] && values["only-hyper"]) throw new Error("--no-hyper and --only-hyper exclude each other (the one trains without the prediction, the other uses nothing else)");
   const hyper = !values["no-hyper"];
   if (hyper && !existsSync(path.join(values.hypernetwork, "config.json"))) {

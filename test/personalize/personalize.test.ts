@@ -149,4 +149,6 @@ test("ablations through the same entry: No Hyper writes a LoRA that hdb generate
   assert.match(both.stderr, /--no-hyper and --only-hyper exclude each other/);
   const missing = run("personalize", "--model", tinySd1, "--hypernetwork", path.join(root, "nowhere"), "--image", photo, "--out", path.join(root, "y"));
   assert.match(missing.stderr, /--hypernetwork: .*nowhere holds no trained HyperNetwork \(config\.json\).*--no-hyper/);
+  const onFile = run("personalize", "--model", tinySd1, "--no-hyper", "--image", photo, "--out", photo);
+  assert.match(onFile.stderr, /--out .*photo-0\.png is a file; give the result folder/);
 });
