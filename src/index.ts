@@ -6,3 +6,4 @@ export { loadImage, savePng, tensorToImages, imagesToTensor, imageGrid, type Rgb
 export * as adapters from "./adapters/index.js";
 export * as dreambooth from "./dreambooth/index.js";
 export * as miniworld from "./miniworld/index.js";
+export { bundled, exportLora, generate, personalize, Personalizer, type GenerateCallOptions, type Personalization, type PersonalizerOptions } from "./cli/library.js";

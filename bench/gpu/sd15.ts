@@ -8,10 +8,16 @@
  *    and 8-bit conversion included (diffusers' output_type="np");
  *  - a LiDB DreamBooth training step (paper §4.1; UNet + text encoder adapters, our DreamBoothTrainer) vs diffusers'
  *    DreamBooth-LoRA step (rank 4, --train_text_encoder), mixed precision fp16 and bf16, batch 1 and 4, from a cached
- *    VAE posterior on both sides.
+ *    VAE posterior on both sides;
+ *  - the rank-relaxed fast fine-tuning step (paper §4.3: `hdb personalize`'s 40 steps; a rank-r LoRA on the UNet
+ *    and text encoder, on the weights the HyperNetwork's prediction was merged into, which does not change its
+ *    cost) vs diffusers' DreamBooth-LoRA step at the same rank (`--jobs finetune`; r from --finetune-rank, default
+ *    personalize's). Its dtype float32 is full precision (the CPU's case), float16/bfloat16 mixed precision.
  *
  *   node dist/bench/gpu/sd15.js [--device cuda:0] [--dtypes float16,bfloat16] [--batches 1,4] [--steps 25]
- *                               [--shapes sd15|mini] [--out FILE]
+ *                               [--shapes sd15|mini] [--jobs unet,txt2img,train,finetune] [--finetune-rank R] [--out FILE]
+ *
+ *   on a CPU: node dist/bench/gpu/sd15.js --device cpu --dtypes float32 --batches 1 --jobs finetune
  *
  * `--shapes mini` runs the same code at toy widths: a dry run for a CPU, not a benchmark. Writes
  * bench/results/sd15-<device type>.json (atomically) and prints a summary.
@@ -21,7 +27,8 @@ import { cpus, tmpdir } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { deviceMemory, emptyCache, Generator, keep, noGrad, randn, synchronize, tidy, type DType } from "../../src/engine/index.js";
-import { resolveConfig } from "../../src/dreambooth/config.js";
+import { resolveConfig, type MixedPrecision } from "../../src/dreambooth/config.js";
+import { personalizeSettings } from "../../src/personalize/config.js";
 import { DreamBoothTrainer } from "../../src/dreambooth/trainer.js";
 import { savePng } from "../../src/pipeline/images.js";
 import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
@@ -31,7 +38,8 @@ const { values: args } = parseArgs({
   options: {
     device: { type: "string", default: "cuda:0" }, dtypes: { type: "string", default: "float16,bfloat16" },
     batches: { type: "string", default: "1,4" }, steps: { type: "string", default: "25" },
-    shapes: { type: "string", default: "sd15" }, jobs: { type: "string", default: "unet,txt2img,train" }, out: { type: "string" },
+    shapes: { type: "string", default: "sd15" }, jobs: { type: "string", default: "unet,txt2img,train,finetune" }, out: { type: "string" },
+    "finetune-rank": { type: "string", default: String(personalizeSettings().rank) },
   },
 });
 const device = args.device!;
@@ -43,7 +51,9 @@ if (!["sd15", "mini"].includes(args.shapes!)) throw new Error(`--shapes must be 
 for (const dtype of dtypes) if (!["float16", "bfloat16", "float32"].includes(dtype)) throw new Error(`--dtypes: each must be float16, bfloat16 or float32, got '${dtype}'`);
 for (const batch of batches) if (!Number.isInteger(batch) || batch < 1) throw new Error(`--batches: each must be a positive integer, got '${args.batches}'`);
 if (!Number.isInteger(steps) || steps < 1) throw new Error(`--steps must be a positive integer, got '${args.steps}'`);
-for (const job of jobs) if (!["unet", "txt2img", "train"].includes(job)) throw new Error(`--jobs: each must be unet, txt2img or train, got '${job}'`);
+for (const job of jobs) if (!["unet", "txt2img", "train", "finetune"].includes(job)) throw new Error(`--jobs: each must be unet, txt2img, train or finetune, got '${job}'`);
+const finetuneRank = Number(args["finetune-rank"]);
+if (!Number.isInteger(finetuneRank) || finetuneRank < 1) throw new Error(`--finetune-rank must be a positive integer, got '${args["finetune-rank"]}'`);
 const accelerator = device !== "cpu";
 const size = args.shapes === "mini" ? 128 : 512;
 const loraRank = 4;
@@ -95,7 +105,7 @@ function save(complete: boolean): { file: string; result: Record<string, unknown
     benchmark: "sd15: SD1.5-shaped UNet forward, 25-step txt2img and LiDB-vs-LoRA DreamBooth training step, ours vs diffusers (random weights)",
     date: new Date().toISOString(), complete, device, deviceName: info.device_name, cpu: cpus()[0]?.model ?? "unknown", torch: info.torch,
     diffusers: info.diffusers, node: process.version, shapes: args.shapes, parameters: info.parameters, resolution: size, txt2imgSteps: steps,
-    guidanceScale: 7.5, loraRank, lidb: { a: 100, b: 50, rank: 1 }, target: "ours <= 1.05 x diffusers",
+    guidanceScale: 7.5, loraRank, lidb: { a: 100, b: 50, rank: 1 }, finetuneRank, target: "ours <= 1.05 x diffusers",
     medianSeconds: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, { ts: v.ts, torch: v.torch, runs: v.runs }])),
     ratios: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.ratio])),
     peakAllocatedBytes: Object.fromEntries(Object.entries(results).map(([k, v]) => [k, v.peakBytes])),
@@ -141,19 +151,23 @@ try {
       }
       pipeline.dispose();
     }
-    if (jobs.has("train")) {
+    const mixedPrecision: MixedPrecision = dtype === "float16" ? "fp16" : dtype === "bfloat16" ? "bf16" : "no";
+    // Training steps take seconds each on a CPU at 512 px: fewer, still interleaved.
+    const [rounds, block, warm] = accelerator ? [4, 5, 3] : [3, 2, 1];
+    for (const [job, adapter, rank] of [["train", "lidb", loraRank], ["finetune", "lora", finetuneRank]] as const) {
+      if (!jobs.has(job)) continue;
       if (accelerator) emptyCache(device);
-      const mixedPrecision = dtype === "float16" ? "fp16" : "bf16";
       const photo = path.join(dir, "face.png");
       await savePng(photo, { width: size, height: size, data: new Uint8Array(size * size * 3).map((_, i) => (i * 37) % 251) });
       for (const batch of batches) {
-        await worker.ask({ cmd: "train_setup", dtype, batch, rank: loraRank, size });
+        await worker.ask({ cmd: "train_setup", dtype, batch, rank, size });
         const trainer = await DreamBoothTrainer.open(resolveConfig({
-          pretrainedModel: dir, outputDir: path.join(dir, `train-${dtype}-${batch}`), identities: [{ id: "face", images: [photo] }],
-          adapter: "lidb", resolution: size, trainBatchSize: batch, mixedPrecision, device, checkpointingSteps: 0,
+          pretrainedModel: dir, outputDir: path.join(dir, `${job}-${dtype}-${batch}`), identities: [{ id: "face", images: [photo] }],
+          adapter, ...(adapter === "lora" ? { rank } : {}), resolution: size, trainBatchSize: batch, mixedPrecision, device, checkpointingSteps: 0,
         }));
         const run = await trainer.startIdentity({ id: "face", images: [photo] });
-        await compare(`train_lidb_vs_diffusers_lora_${mixedPrecision}_b${batch}`, () => trainer.trainStep([run]), { cmd: "train" }, 4, 5, 3);
+        const name = job === "train" ? `train_lidb_vs_diffusers_lora_${mixedPrecision}_b${batch}` : `finetune_lora_r${rank}_vs_diffusers_lora_${mixedPrecision}_b${batch}`;
+        await compare(name, () => trainer.trainStep([run]), { cmd: "train" }, rounds, block, warm);
         run.dispose();
         trainer.dispose();
         if (accelerator) emptyCache(device);

@@ -172,7 +172,8 @@ def main():
             noise = torch.randn_like(latents)
             timesteps = torch.randint(0, scheduler.config.num_train_timesteps, (batch,), device=device).long()
             noisy = scheduler.add_noise(latents, noise, timesteps)
-            with torch.autocast(device.split(":")[0], dtype=weight_dtype):
+            # float32: the script's --mixed_precision no (no autocast); otherwise autocast(D)
+            with torch.autocast(device.split(":")[0], dtype=weight_dtype, enabled=weight_dtype != torch.float32):
                 hidden = text_encoder(ids)[0]
                 pred = unet(noisy, timesteps, hidden).sample
                 loss = F.mse_loss(pred.float(), noise.float(), reduction="mean")

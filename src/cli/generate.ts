@@ -73,6 +73,8 @@ export async function runGenerate(argv: string[]): Promise<void> {
     dtype, device: values.device, variant: values.variant, allowDownload: values["allow-download"] ?? false,
   });
   checkMemory(pipeline, { width: values.width, height: values.height, images: batch, guidanceScale: guidance }, values.device, values["max-memory"]);
+  const oversize = sizeWarning(pipeline, values.width, values.height);
+  if (oversize) process.stderr.write(`warning: ${oversize}\n`);
   const adapters = applyAdapterFiles({ unet: pipeline.unet, textEncoder: pipeline.textEncoder }, { lidb: lidbFiles, lora: loraFiles });
   for (const warning of adapters.warnings) process.stderr.write(`warning: ${warning}\n`);
   // PNDM runs one step more than asked (its warm-up), so the bar takes its total from the first report.
@@ -130,7 +132,7 @@ const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(2);
  * limit, before any denoising: without it `--batch 100000` was killed for memory after a minute. The limit is
  * --max-memory, else on the CPU the memory free now; other devices are checked only against --max-memory (libtorch
  * reports their use, not their size). Time is not estimated: a size that fits but is far beyond the model's (one
- * side of 100,000 px) still runs, slowly, as in diffusers.
+ * side of 100,000 px) still runs, slowly, as in diffusers, after a warning with its area ratio (sizeWarning).
  */
 function checkMemory(pipeline: StableDiffusionPipeline, size: GenerationSize, device: string, maxMemoryGib: number | undefined): void {
   const limit = maxMemoryGib !== undefined ? maxMemoryGib * 2 ** 30 : device === "cpu" ? freemem() : undefined;
@@ -143,6 +145,20 @@ function checkMemory(pipeline: StableDiffusionPipeline, size: GenerationSize, de
   const against = maxMemoryGib !== undefined ? `--max-memory ${maxMemoryGib} GiB` : `the ${gib(limit)} GiB free now`;
   throw new Error(`${asked} needs about ${gib(estimate)} GiB for generation (an estimate), more than ${against}: ` +
     "lower --width/--height/--batch, or raise --max-memory (GiB) to try anyway");
+}
+
+/**
+ * A size far beyond the model's (one side of 100,000 px) fits in memory, since attention runs in tiles, but each
+ * step costs at least its area ratio more: said before the first step (which the bar's ETA waits for), with the
+ * ratio, so a hostile or mistyped size is not a silent hang.
+ */
+export function sizeWarning(pipeline: StableDiffusionPipeline, width: number | undefined, height: number | undefined): string | null {
+  const factor = pipeline.vaeScaleFactor;
+  const [h, w] = (pipeline.unet.sampleSize ?? [64, 64]).map((n) => n * factor) as [number, number];
+  const ratio = ((width ?? w) * (height ?? h)) / (w * h);
+  if (ratio <= 16) return null;
+  return `${width ?? w}×${height ?? h} px is ${ratio.toFixed(0)}× the pixels of the model's ${w}×${h}: ` +
+    `each denoising step takes at least ${ratio.toFixed(0)}× as long (attention grows faster); the bar gives the ETA after the first step (Ctrl-C stops it, nothing is written)`;
 }
 
 /** What most often makes latents non-finite, from what this run applied, most suspicious first. */

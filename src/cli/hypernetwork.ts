@@ -36,6 +36,7 @@ WORLD_SIZE, MASTER_ADDR, MASTER_PORT): each takes batch-size/N photos of every s
     "weight-decay": { type: "number", min: 0, default: 1e-2, description: "AdamW's weight decay" },
     "warmup-steps": { type: "integer", min: 0, default: 100, description: "linear warmup steps" },
     "weight-loss": { type: "number", min: 0, default: 1, value: "<β>", description: "β, the weight of the gauge-free weight loss (0: diffusion loss only)" },
+    target: { type: "string", choices: ["noise", "teacher"], default: "noise", description: "the diffusion term's target: the drawn noise (the paper's), or the prediction with the identity's pre-optimised weights (distillation)" },
     rounds: { type: "integer", min: 1, default: 4, description: "refinement rounds s" },
     "hidden-size": { type: "integer", min: 8, default: 256, description: "the decoder's token width" },
     "num-layers": { type: "integer", min: 1, default: 2, description: "the decoder's transformer layers" },
@@ -101,6 +102,7 @@ export async function runTrainHypernet(argv: string[]): Promise<void> {
       settings: {
         steps: values.steps, batchSize: values["batch-size"], learningRate: values["learning-rate"], weightDecay: values["weight-decay"],
         warmupSteps: values["warmup-steps"], weightLoss: values["weight-loss"], checkpointEvery: values["checkpoint-every"], seed: values.seed,
+        target: values.target as "noise" | "teacher",
         ...(values.identities === undefined ? {} : { identities: values.identities }),
       },
       ...(validationPhotos ? {

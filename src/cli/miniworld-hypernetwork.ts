@@ -15,7 +15,7 @@ import { getNumThreads, setNumThreads } from "../engine/index.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { ENCODER_TRAINING_DEFAULTS as E, ENCODER_VISION_CONFIG as V, trainEncoder } from "../miniworld/hypernetwork/encoder.js";
 import { buildWeightSet, WEIGHT_SET_TRAINING as T } from "../miniworld/hypernetwork/weight-set.js";
-import { buildHyperNetwork, HYPERNETWORK_RECIPE as H } from "../miniworld/hypernetwork/recipe.js";
+import { buildHyperNetwork, HYPERNETWORK_RECIPE as H, HYPERNETWORK_VARIANTS } from "../miniworld/hypernetwork/recipe.js";
 import { PromptFidelityNetwork } from "../evaluation/fidelity-network.js";
 import { IdentityNetwork } from "../evaluation/identity-network.js";
 import { DREAMBOOTH_PROMPTS } from "./miniworld-evaluate.js";
@@ -107,10 +107,11 @@ export async function runMiniworldEncoder(argv: string[]): Promise<void> {
 
 export const MINIWORLD_HYPERNETWORK_SPEC = defineCommand({
   name: "miniworld hypernetwork",
-  summary: "the bundled HyperNetwork: train it with and without the weight loss, measure both against DreamBooth, bundle the better",
+  summary: "the bundled HyperNetwork: train its loss variants, measure them against DreamBooth, bundle the best",
   usage: "[flags]",
-  details: `Needs the weight set (hdb miniworld lidb-set) and the encoder (hdb miniworld encoder). Trains both variants at equal
-steps (${H.steps} of ${H.batchSize} photos), measures them and the 1-round reading on ${H.evaluation.identities} held-out identities × the DreamBooth
+  details: `Needs the weight set (hdb miniworld lidb-set) and the encoder (hdb miniworld encoder). Trains the variants at equal
+steps (${H.steps} of ${H.batchSize} photos): ${Object.entries(HYPERNETWORK_VARIANTS).map(([name, v]) => `${name}, ${v.about}`).join("; ")}.
+Measures them and the first one's 1-round reading on ${H.evaluation.identities} held-out identities × the DreamBooth
 study's prompts × ${H.evaluation.seeds} seeds against per-identity DreamBooth and the base model, writes the report and bundles the
 variant with the higher identity similarity, with recipe.json (which, why, provenance). Killed, the same command resumes.`,
   flags: {
@@ -120,6 +121,7 @@ variant with the higher identity similarity, with recipe.json (which, why, prove
     report: { type: "string", value: "<folder>", description: "where report.md, report.json and the contact sheet go", default: path.join("reports", "miniworld", "hypernetwork") },
     work: { type: "string", value: "<folder>", description: "checkpoints, both networks, predictions, the DreamBooth comparison", default: path.join("build", "miniworld-hypernetwork-work") },
     steps: { type: "integer", min: 1, description: "training steps of each variant", defaultText: String(H.steps) },
+    variants: { type: "string", value: "<a,b,…>", description: `which variants to train and compare (${Object.keys(HYPERNETWORK_VARIANTS).join(", ")})`, defaultText: "all" },
     identities: { type: "integer", min: 2, description: "held-out identities measured", defaultText: String(H.evaluation.identities) },
     threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
   },
@@ -138,6 +140,7 @@ export async function runMiniworldHypernetwork(argv: string[]): Promise<void> {
       modelDir: path.join(bundled, "base"), weightSet: path.resolve(values["weight-set"]), encoder: path.resolve(values.encoder ?? path.join(bundled, "encoder")),
       workDir: path.resolve(values.work), outDir: path.resolve(values.out ?? path.join(bundled, "hypernetwork")), reportDir: path.resolve(values.report),
       identityNetwork, fidelityNetwork, prompts: DREAMBOOTH_PROMPTS, command: ["hdb", "miniworld", "hypernetwork", ...argv],
+      ...(values.variants === undefined ? {} : { variants: values.variants.split(",").map((v) => v.trim()) }),
       overrides: { ...(values.steps === undefined ? {} : { steps: values.steps }), ...(values.identities === undefined ? {} : { identities: values.identities }) },
       progress: progressBars(), log: (line) => void process.stderr.write(`${line}\n`),
     });

@@ -219,9 +219,11 @@ export class DreamBoothTrainer {
    * the backward pass of the sum of the identities' losses (divided by the accumulation steps), leaving each
    * identity's gradient in its factors' `.grad`. The samples' tensors are consumed (freed). `gradientScale`
    * multiplies what is differentiated, not the returned losses (the world size, when the batch summed over is one
-   * rank's shard and the ranks average their gradients: hypernetwork/train.ts).
+   * rank's shard and the ranks average their gradients: hypernetwork/train.ts). With `teachers` (one factor set
+   * per sample), the target is not the drawn noise but what the model predicts for the same noisy latents with
+   * the teacher's factors (no gradient): distillation from pre-optimised weights (hypernetwork/train.ts).
    */
-  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean, gradientScale = 1): number[] {
+  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean, gradientScale = 1, teachers?: readonly Map<string, Tensor>[]): number[] {
     const { config } = this;
     return tidy(() => {
       const onDevice = (parts: Tensor[]): Tensor => cat(parts).to(config.device);
@@ -232,11 +234,22 @@ export class DreamBoothTrainer {
       const sampleIdentity = int64(samples.flatMap((s, i) => s.promptRows.map(() => i)), config.device);
       const promptRows = int64(samples.flatMap((s) => s.promptRows), config.device);
       const noisy = this.noiseScheduler.addNoise(latents, noise, timesteps);
-      const target = diffusionTarget(this.noiseScheduler, latents, noise, timesteps);
+      const encodeText = (): Tensor => (this.frozenText ? this.frozenText.indexSelect(0, promptRows) : this.pipeline.textEncoder.encode(this.promptIds.indexSelect(0, promptRows)));
       const forwardBackward = (): Tensor => {
+        let target: Tensor;
+        if (teachers) {
+          if (teachers.length !== factors.length) throw new Error(`batchLosses: ${teachers.length} teachers for ${factors.length} samples`);
+          this.adapters.bind(teachers, sampleIdentity);
+          try {
+            target = noGrad(() => this.pipeline.unet.forward(noisy, timesteps, encodeText()));
+          } finally {
+            this.adapters.unbind();
+          }
+        } else {
+          target = diffusionTarget(this.noiseScheduler, latents, noise, timesteps);
+        }
         this.adapters.bind(factors, sampleIdentity);
-        const text = this.frozenText ? this.frozenText.indexSelect(0, promptRows) : this.pipeline.textEncoder.encode(this.promptIds.indexSelect(0, promptRows));
-        const prediction = this.pipeline.unet.forward(noisy, timesteps, text);
+        const prediction = this.pipeline.unet.forward(noisy, timesteps, encodeText());
         const perIdentity = diffusionLoss(prediction, target, timesteps, {
           scheduler: this.noiseScheduler, groups: factors.length,
           weighting: config.snrGamma === null ? { kind: "none" } : { kind: "min-snr", gamma: config.snrGamma },
@@ -283,6 +296,14 @@ export class DreamBoothTrainer {
   /** Writes a finished identity's adapter file and manifest entry, removes its checkpoint, frees it. */
   finish(run: IdentityRun): ManifestEntry {
     const { config } = this;
+    // The loop checks each step's loss and the weights it leaves for NaN/Inf, but the last update can leave
+    // finite weights that no longer give a finite loss (a learning rate of 1e30 for one step: factors of ~1e30,
+    // whose product overflows). One loss of the final weights, on a fixed draw, before anything is written.
+    const last = this.evaluate(run, run.factors, { draws: 1, chunk: 1 });
+    if (!Number.isFinite(last)) {
+      throw new Error(`${run.spec.id}: the weights after step ${run.step} give a ${Number.isNaN(last) ? "NaN" : "infinite"} loss (the learning rate ` +
+        `${config.learningRate} diverged them); no adapter file was written: train again with a lower learning rate`);
+    }
     const file = this.adapters.fileName(run.spec.id);
     this.adapters.save(path.join(config.outputDir, file), run.factors, {
       identifier: config.identifier,

@@ -10,7 +10,7 @@
  *   - the bar: Only-Hyper identity similarity above the base model's (95 % CIs apart) and at least half of
  *     DreamBooth's, with style accuracy within 10 points of DreamBooth's.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { tidy } from "../engine/index.js";
 import { loadLidbFile } from "../adapters/lidb/file.js";
@@ -49,7 +49,8 @@ export interface HyperNetworkReport {
   secondsPerPhoto: Record<string, number>;
   /** Per variant: whether it meets the bar, with the numbers it was judged on. */
   bar: Record<string, { identityAboveBase: boolean; atLeastHalfOfDreamBooth: boolean; styleWithin10Points: boolean; met: boolean }>;
-  trainingSeconds: number;
+  /** DreamBooth's wall seconds for the identities, or null when an earlier run trained (some of) them. */
+  trainingSeconds: number | null;
   provenance?: Provenance;
 }
 
@@ -61,13 +62,16 @@ export async function evaluateHyperNetworkInWorld(options: HyperNetworkEvaluatio
   // Per-identity DreamBooth, resumable.
   const started = performance.now();
   const d = options.dreambooth;
+  // Its time is known only for a run made here from the start (a rerun finds it done, or resumes it).
+  const dreamboothDir = path.join(options.outDir, "dreambooth");
+  const fresh = !existsSync(path.join(dreamboothDir, "manifest.json")) && !existsSync(path.join(dreamboothDir, "checkpoints"));
   const run = await trainDreamBooth({
     adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, "dreambooth"),
     identities: identities.map((id, k) => ({ id: String(id), images: [photos[k]!] })),
     maxTrainSteps: d.steps, learningRate: d.learningRate, lidbA: d.lidbA, lidbB: d.lidbB, rank: d.rank, seed: d.seed,
     identitiesPerBatch: d.identitiesPerBatch, checkpointingSteps: 50, resumeFromCheckpoint: true, validationSteps: 0,
   }, { ...(options.progress ? { progress: options.progress } : {}), log });
-  const trainingSeconds = (performance.now() - started) / 1000;
+  const trainingSeconds = fresh ? (performance.now() - started) / 1000 : null;
   const dreamboothFiles = new Map(identities.map((id) => [id, path.join(options.outDir, "dreambooth", `${id}.lidb.safetensors`)] as const));
   if (run.manifest.identities.length < identities.length) throw new Error(`DreamBooth finished ${run.manifest.identities.length} of ${identities.length} identities`);
 
@@ -149,7 +153,7 @@ export function hyperNetworkMarkdown(report: HyperNetworkReport): string {
 
 ${report.identities.length} held-out identities × ${report.study.rows.length} prompts × ${report.seeds.length} seeds; one reference photo per identity.
 Methods: ${report.variants.map((v) => `**${v.name}** (${v.dir}${v.rounds === undefined ? "" : `, ${v.rounds} round${v.rounds === 1 ? "" : "s"}`})`).join(", ")};
-**dreambooth**: per-identity LiDB DreamBooth, ${d.steps} steps, lr ${d.learningRate}, a = ${d.lidbA}, b = ${d.lidbB}, rank ${d.rank} (${report.trainingSeconds.toFixed(0)} s for these identities);
+**dreambooth**: per-identity LiDB DreamBooth, ${d.steps} steps, lr ${d.learningRate}, a = ${d.lidbA}, b = ${d.lidbB}, rank ${d.rank} (${report.trainingSeconds === null ? "trained by an earlier run of this study" : `${report.trainingSeconds.toFixed(0)} s for these identities`});
 **base**: the base model. Sampling: DPM-Solver++ 2M, ${report.generation.steps} steps, guidance ${report.generation.guidance}. Means with 95 % CIs.
 
 ${header}

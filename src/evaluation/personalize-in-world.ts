@@ -14,11 +14,13 @@
  * Before the study, the fine-tuning's rank and learning rate are chosen on other held-out identities (`tuning`),
  * never on the identities reported, by overall identity similarity with style accuracy within 5 points of the best.
  */
-import { mkdirSync } from "node:fs";
+import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
+import { getNumThreads } from "../engine/index.js";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { Personalizer, type PersonalizeSettingsInput } from "../personalize/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { readJsonObject } from "../util/json.js";
 import type { Provenance } from "../util/provenance.js";
 import type { ConfidenceInterval } from "./metrics.js";
 import { renderReferences, runPersonalisationStudy, type StudyMethod, type StudyResult, type WorldStudySettings } from "./personalisation-study.js";
@@ -119,6 +121,10 @@ export async function evaluatePersonalizationInWorld(options: PersonalizeStudyOp
   const dreamboothMethods: StudyMethod[] = [];
   for (const steps of d.steps) {
     const name = `dreambooth-${steps}`;
+    const dir = path.join(options.outDir, name);
+    // The batched time is only known for a run made here from the start: kept beside it (timing.json), so that a
+    // rerun that finds the run done (or resumes it) reports the time it took, not the time of what was left.
+    const fresh = !existsSync(path.join(dir, "manifest.json")) && !existsSync(path.join(dir, "checkpoints"));
     const started = performance.now();
     await trainDreamBooth({
       adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, name),
@@ -126,7 +132,16 @@ export async function evaluatePersonalizationInWorld(options: PersonalizeStudyOp
       maxTrainSteps: steps, learningRate: d.learningRate, lidbA: d.lidbA, lidbB: d.lidbB, rank: d.rank, seed: d.seed,
       identitiesPerBatch: d.identitiesPerBatch, checkpointingSteps: 100, resumeFromCheckpoint: true, validationSteps: 0,
     }, { ...(options.progress ? { progress: options.progress } : {}), log });
-    seconds[`${name}.batched`] = (performance.now() - started) / 1000 / identities.length;
+    const timing = path.join(dir, "timing.json");
+    if (fresh) {
+      seconds[`${name}.batched`] = (performance.now() - started) / 1000 / identities.length;
+      writeJsonAtomic(timing, { secondsPerIdentity: seconds[`${name}.batched`], identities: identities.length, identitiesPerBatch: d.identitiesPerBatch, threads: getNumThreads(), date: new Date().toISOString() });
+    } else if (existsSync(timing)) {
+      seconds[`${name}.batched`] = readJsonObject(timing, "DreamBooth timing")["secondsPerIdentity"] as number;
+      log(`${name}: trained by an earlier run; its batched time, ${seconds[`${name}.batched`]!.toFixed(2)} s per identity, from ${timing}`);
+    } else {
+      throw new Error(`${dir}: this DreamBooth run was resumed and has no timing.json from the run that started it, so its time per identity is unknown: delete the folder and run the study again`);
+    }
     dreamboothMethods.push({ name, files: new Map(identities.map((id) => [id, path.join(options.outDir, name, `${id}.lidb.safetensors`)] as const)) });
   }
   // One identity alone: its steps' rate, scaled to each step count (a resumed run would time only what it redid).

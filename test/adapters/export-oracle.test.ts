@@ -4,7 +4,8 @@
 // output and txt2img image for a fixed seed must equal ours with the LiDB file applied (≤ 1e-4 on module
 // outputs, ≤ 1/255 on pixels). The exported files read back through our own LoRA path give the LiDB outputs,
 // and a plain LoRA (injectLora, random factors, alpha ≠ rank) written in both layouts passes the same check,
-// as does a LoRA trained by `hdb train-lora`.
+// as does a LoRA trained by `hdb train-lora`, and a personalised result (LiDB + rank-relaxed part, paper §4.3)
+// exported as one LoRA of rank 1 + r.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +15,7 @@ import { after, test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { Generator, loadSafetensors, noGrad, randn, saveSafetensors, setNumThreads, tensor, tidy, type Tensor } from "../../src/engine/index.js";
 import {
-  applyLidbFile, applyLoraFile, describeBaseModel, exportLidbFile, injectLidb, injectLora, saveLidbFile, writeLoraFile,
+  applyLidbFile, applyLoraFile, describeBaseModel, exportLidbFile, injectLidb, injectLora, saveLidbFile, writeLidbFile, writeLoraFile,
   type AdaptedModels, type LidbDimensions,
 } from "../../src/adapters/index.js";
 import { StableDiffusionPipeline } from "../../src/pipeline/stable-diffusion.js";
@@ -76,6 +77,20 @@ test("exported LiDB files (diffusers and kohya layouts) load in diffusers with t
       bTrain: randn([trained.size, dims.rank, dims.b], { generator }).mul(0.4),
     }));
     saveLidbFile(lidbPath, trained, { baseModel: describeBaseModel(models, `tiny/${kind}`), identifier: "sks" });
+    // A personalised result (paper §4.3, `hdb personalize`): the same LiDB part plus a rank-relaxed LoRA (rank 2,
+    // alpha 3) in one file, whose export is ONE LoRA of rank 1 + 2 (sd1's LiDB is rank 2 here: 2 + 2).
+    const personalPath = path.join(work, `${kind}.personal.lidb.safetensors`);
+    if (kind === "sd1") {
+      const factors = trained.getFactors();
+      const relaxed = new Map(trained.targetShapes.map((t) => [t.name, {
+        down: randn([2, t.inFeatures], { generator }).mul(0.3), up: randn([t.outFeatures, 2], { generator }).mul(0.3), alpha: 3,
+      }] as const));
+      writeLidbFile(personalPath, {
+        factors, targets: trained.targetShapes, dims: trained.dims, seed: trained.seed, basisChecksum: trained.basisChecksum,
+        baseModel: describeBaseModel(models, `tiny/${kind}`), identifier: "sks", relaxed,
+      });
+      for (const t of [factors.aTrain, factors.bTrain, ...[...relaxed.values()].flatMap((w) => [w.down, w.up])]) t.dispose();
+    }
     trained.dispose();
     const { adapters } = applyLidbFile(models, lidbPath);
     const lidb = outputs(pipeline, inputs, kind);
@@ -84,6 +99,24 @@ test("exported LiDB files (diffusers and kohya layouts) load in diffusers with t
     console.log(`${kind}: the LiDB changes the UNet output by up to ${effect.toExponential(2)} and the text states by ${maxAbs(lidb.text, base.text).toExponential(2)}`);
     assert.ok(effect > 1e-2 && maxAbs(lidb.text, base.text) > 1e-2, "the test LiDB must change the outputs visibly");
     ours.set(`${kind}_lidb`, lidb);
+    if (kind === "sd1") {
+      const personal = applyLidbFile(models, personalPath);
+      assert.ok(personal.relaxed, "the personalised file's relaxed part is applied");
+      const outputsPersonal = outputs(pipeline, inputs, kind);
+      personal.adapters.dispose();
+      personal.relaxed.dispose();
+      assert.ok(maxAbs(outputsPersonal.unet, lidb.unet) > 1e-2, "the relaxed part must change the outputs visibly");
+      ours.set(`${kind}_personal`, outputsPersonal);
+      for (const format of ["diffusers", "kohya"] as const) {
+        const file = path.join(work, `${kind}.personal.${format}.safetensors`);
+        exportLidbFile(personalPath, file, { format });
+        const header = loadSafetensors(file);
+        const ranks = new Set([...header.tensors.entries()].filter(([k]) => /lora_(A|down)\.weight$/.test(k)).map(([, t]) => t.shape[0]));
+        for (const t of header.tensors.values()) t.dispose();
+        assert.deepEqual([...ranks], [4], `${format}: one LoRA of rank 2 + 2`);
+        cases.push({ name: `${kind}_personal_${format}`, kind, pipeline: folder, lora: file, prompt: PROMPT, ...GENERATION });
+      }
+    }
 
     for (const format of ["diffusers", "kohya"] as const) {
       const file = path.join(work, `${kind}.${format}.safetensors`);

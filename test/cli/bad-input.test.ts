@@ -151,6 +151,12 @@ test("training stops at a diverging step and writes no adapter; the last checkpo
   assert.deepEqual(readdirSync(out).filter((name) => name.endsWith(".safetensors")), [], "no LiDB file");
   const checkpoint = loadSafetensors(path.join(out, "checkpoints", "photos", "checkpoint-1", "model.safetensors"), { finite: true });
   for (const t of checkpoint.tensors.values()) t.dispose();
+  // One step leaves finite weights (~1e30) whose loss is not: caught before the file is written.
+  const once = path.join(work, "diverged-once");
+  fails(["train-lidb", "--pretrained-model", sd1, "--instance-data-dir", photos, "--output-dir", once, "--lidb-a", "16", "--lidb-b", "16",
+    "--max-train-steps", "1", "--learning-rate", "1e30"],
+  /^hdb: photos: the weights after step 1 give a (NaN|infinite) loss \(the learning rate 1e\+30 diverged them\); no adapter file was written: train again with a lower learning rate$/);
+  assert.deepEqual(readdirSync(once).filter((name) => name.endsWith(".safetensors")), [], "no LiDB file");
 });
 
 test("sizes and batch are checked against a memory estimate before any work, with --max-memory to override", async () => {
@@ -161,6 +167,11 @@ test("sizes and batch are checked against a memory estimate before any work, wit
   fails([...base, "--max-memory", "0.001", "--out", path.join(work, "never.png")], /^hdb: 32×32 px × 1 image needs about 0\.00 GiB for generation \(an estimate\), more than --max-memory 0\.001 GiB/);
   const allowed = run(...base, "--width", "64", "--max-memory", "1", "--seed", "0", "--out", path.join(work, "wide.png"));
   assert.equal(allowed.status, 0, allowed.stderr);
+  assert.doesNotMatch(allowed.stderr, /warning/, "twice the model's area is not warned about");
+  // Far beyond the model's size fits in memory but is slow: said before the first step, with the ratio.
+  const wide = run("generate", "--model", sd1, "--prompt", "x", "--steps", "1", "--width", "1024", "--seed", "0", "--out", path.join(work, "wider.png"));
+  assert.equal(wide.status, 0, wide.stderr);
+  assert.match(wide.stderr, /^warning: 1024×32 px is 32× the pixels of the model's 32×32: each denoising step takes at least 32× as long/m);
   assert.equal(existsSync(path.join(work, "never.png")) || existsSync(path.join(work, "never")), false);
 });
 

@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { interpolate, loadSafetensors, noGrad, randn, stack, tensor, tidy, type Tensor } from "../../src/engine/index.js";
+import { Generator, interpolate, loadSafetensors, noGrad, randn, stack, tensor, tidy, type Tensor } from "../../src/engine/index.js";
 import { applyLidbFile, readLidbFileInfo } from "../../src/adapters/lidb/file.js";
 import { lidbBTrainInit } from "../../src/adapters/lidb/model.js";
 import { trainDreamBooth } from "../../src/dreambooth/trainer.js";
@@ -76,6 +76,43 @@ test("a hypernetwork run stopped and resumed ends bit-identical to an uninterrup
   assert.deepEqual(weights(second.dir), weights(path.join(root, "straight", "hypernetwork")));
   await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "other"), encoder: patchEncoder, network: NETWORK, settings: { ...SETTINGS, batchSize: 9 } }),
     /4 finished identities, fewer than the batch size 9/);
+});
+
+test("target 'teacher': the diffusion term distils the pre-optimised weights' predictions and falls; zero when student = teacher", { timeout: 300_000 }, async (t) => {
+  assert.ok(weightSet !== "", "the first test makes the weight set");
+  const result = await trainHyperNetwork({
+    weightSet, outputDir: path.join(root, "teacher"), encoder: patchEncoder, network: NETWORK, settings: { ...SETTINGS, weightLoss: 0, target: "teacher", steps: 40 },
+  });
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const first = mean(result.terms.slice(0, 8).map((x) => x.diffusion));
+  const last = mean(result.terms.slice(-8).map((x) => x.diffusion));
+  t.diagnostic(`distillation loss first 8 steps ${first.toExponential(3)}, last 8 ${last.toExponential(3)} (weight loss, not trained on: ${mean(result.terms.slice(-8).map((x) => x.weight)).toFixed(3)})`);
+  assert.ok(last < 0.5 * first, `the distillation loss must fall: ${first} → ${last}`);
+  // The noise target's loss of the same network is far larger: it holds ε's variance, which the teacher's does not.
+  const noise = await trainHyperNetwork({ weightSet, outputDir: path.join(root, "teacher-noise"), encoder: patchEncoder, network: NETWORK, settings: { ...SETTINGS, weightLoss: 0, steps: 8 } });
+  assert.ok(mean(noise.terms.map((x) => x.diffusion)) > 10 * first, `noise-target loss ${mean(noise.terms.map((x) => x.diffusion))} vs distillation ${first}`);
+
+  // Student = teacher: the same factors give the same prediction, so the loss is exactly 0.
+  const { DreamBoothTrainer } = await import("../../src/dreambooth/trainer.js");
+  const { resolveConfig } = await import("../../src/dreambooth/config.js");
+  const { loadLidbFile } = await import("../../src/adapters/lidb/file.js");
+  const identities = [{ id: "id1", images: [path.join(root, "faces", "id1", "photo-0.png")] }];
+  const session = await DreamBoothTrainer.open(resolveConfig(tinyConfig(path.join(root, "teacher-check"), identities, { lidbA: 16, lidbB: 16 })), {}, { manifest: false });
+  const run = await session.startIdentity(identities[0]!);
+  const { factors } = loadLidbFile(path.join(weightSet, "id1.lidb.safetensors"));
+  try {
+    const teacher = new Map([["a_train", factors.aTrain], ["b_train", factors.bTrain]]);
+    const generator = new Generator("cpu", 11);
+    const same = noGrad(() => session.batchLosses([teacher], [run.draw(session.shared, false, generator)], false, 1, [teacher]));
+    assert.deepEqual(same, [0]);
+    const other = noGrad(() => session.batchLosses([run.factors], [run.draw(session.shared, false, generator)], false, 1, [teacher]));
+    assert.ok(other[0]! > 0, "an untrained student differs from the teacher");
+  } finally {
+    factors.aTrain.dispose();
+    factors.bTrain.dispose();
+    session.release(run);
+    session.dispose();
+  }
 });
 
 test("a prediction is a LiDB file in the weight set's space that changes generation", { timeout: 300_000 }, async () => {

@@ -1,11 +1,13 @@
 /**
  * `hdb miniworld hypernetwork`: the bundled HyperNetwork's recipe (HyperDreamBooth §4.2 in the mini-world).
  *
- *   1. train the HyperNetwork twice at equal compute on the weight set (weight-set.ts) with the frozen mini-world
- *      encoder: with the weight loss (β = RECIPE.weightLoss) and without it (β = 0, the diffusion loss alone);
- *   2. measure both, and the chosen one at 1 round instead of s, against per-identity DreamBooth and the base
+ *   1. train the HyperNetwork at equal compute on the weight set (weight-set.ts) with the frozen mini-world
+ *      encoder, once per variant (HYPERNETWORK_VARIANTS; `variants` picks some): the paper's weight loss
+ *      (β = RECIPE.weightLoss) plus the diffusion loss; the diffusion loss alone (β = 0); and the diffusion term
+ *      distilled from the pre-optimised weights' predictions (target "teacher", β = 0: hypernetwork/train.ts);
+ *   2. measure them, and the first at 1 round instead of s, against per-identity DreamBooth and the base
  *      model on held-out identities (src/evaluation/hypernetwork-in-world.ts);
- *   3. bundle the better of the two (by overall identity similarity) as models/miniworld/hypernetwork, with
+ *   3. bundle the best (by overall identity similarity) as models/miniworld/hypernetwork, with
  *      recipe.json: the recipe, which variant won and why, the command, commit, threads and the sha256 of the
  *      weight set's files, the encoder and the result.
  *
@@ -39,6 +41,13 @@ export const HYPERNETWORK_RECIPE = Object.freeze({
   evaluation: { identities: 30, seeds: 2, inferenceSteps: 25, guidance: 5, referenceNuisanceSeed: 1 },
 });
 
+/** The recipe's training variants, by the name the report gives them. */
+export const HYPERNETWORK_VARIANTS: Readonly<Record<string, { weightLoss: number; target: "noise" | "teacher"; about: string }>> = Object.freeze({
+  "hyper": { weightLoss: HYPERNETWORK_RECIPE.weightLoss, target: "noise", about: "the paper's loss: diffusion + β · weight loss" },
+  "hyper-diffusion-only": { weightLoss: 0, target: "noise", about: "the diffusion loss alone (β = 0)" },
+  "hyper-teacher": { weightLoss: 0, target: "teacher", about: "the diffusion term's target is the pre-optimised weights' prediction (β = 0)" },
+});
+
 export interface HyperNetworkRecipeOptions {
   modelDir: string;
   /** The weight set's DreamBooth folder (<lidb-set out>/lidb). */
@@ -55,10 +64,25 @@ export interface HyperNetworkRecipeOptions {
   fidelityNetwork: PromptFidelityNetwork;
   prompts: readonly (readonly StyleName[])[];
   command: readonly string[];
+  /** Which of HYPERNETWORK_VARIANTS to train and compare (default all, in their order). */
+  variants?: readonly string[];
   /** Overrides for tests and shorter runs (steps, batch size, evaluation sizes). */
   overrides?: { steps?: number; batchSize?: number; identities?: number; seeds?: number; inferenceSteps?: number; dreamboothSteps?: number; network?: Record<string, number> };
   progress?: ProgressReporter;
   log?: (line: string) => void;
+}
+
+/**
+ * `dir` when it holds a HyperNetwork trained to the end with these settings and decoder sizes (its config.json's
+ * `training`, written at the end of training; a config without `target` was trained on the noise target), else null.
+ */
+function finishedNetwork(dir: string, settings: Record<string, unknown>, network: Record<string, unknown>): string | null {
+  const file = path.join(dir, "config.json");
+  if (!existsSync(file) || !existsSync(path.join(dir, "model.safetensors"))) return null;
+  const config = readJsonObject(file, "HyperNetwork config");
+  const training = { target: "noise", ...(config["training"] as Record<string, unknown> | undefined ?? {}) };
+  const same = (a: Record<string, unknown>, b: Record<string, unknown>): boolean => Object.keys(a).every((k) => a[k] === b[k]);
+  return same(settings, training) && same(network, config) ? dir : null;
 }
 
 export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Promise<{ report: HyperNetworkReport; chosen: string }> {
@@ -67,21 +91,29 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
   const log = options.log ?? (() => {});
   const hooks = { ...(options.progress ? { progress: options.progress } : {}), log };
   const encoder = await VisionFeatureEncoder.fromPretrained(options.encoder, { layer: r.network.encoder_layer });
-  const variants: { name: string; weightLoss: number; dir: string }[] = [
-    { name: "hyper", weightLoss: r.weightLoss, dir: "" },
-    { name: "hyper-diffusion-only", weightLoss: 0, dir: "" },
-  ];
+  const names = options.variants ?? Object.keys(HYPERNETWORK_VARIANTS);
+  for (const name of names) {
+    if (!(name in HYPERNETWORK_VARIANTS)) throw new Error(`hypernetwork recipe: no variant '${name}' (${Object.keys(HYPERNETWORK_VARIANTS).join(", ")})`);
+  }
+  if (names.length === 0) throw new Error("hypernetwork recipe: no variants to train");
+  const variants = names.map((name) => ({ name, ...HYPERNETWORK_VARIANTS[name]!, dir: "" }));
   try {
     for (const variant of variants) {
-      log(`hypernetwork recipe: training ${variant.name} (β = ${variant.weightLoss})`);
+      const settings = {
+        steps: o.steps ?? r.steps, batchSize: o.batchSize ?? r.batchSize, learningRate: r.learningRate, weightDecay: r.weightDecay,
+        warmupSteps: Math.min(r.warmupSteps, o.steps ?? r.steps), weightLoss: variant.weightLoss, target: variant.target, checkpointEvery: r.checkpointEvery, seed: r.seed,
+      };
+      const outputDir = path.join(options.workDir, variant.name);
+      // A variant trained to the end by an earlier run (its checkpoints are gone once it is saved) is not retrained.
+      const done = finishedNetwork(path.join(outputDir, "hypernetwork"), settings, { ...r.network, ...o.network });
+      if (done) {
+        log(`hypernetwork recipe: ${variant.name} is already trained with these settings (${done})`);
+        variant.dir = done;
+        continue;
+      }
+      log(`hypernetwork recipe: training ${variant.name} (β = ${variant.weightLoss}, target ${variant.target})`);
       const result = await trainHyperNetwork({
-        weightSet: options.weightSet, model: options.modelDir, outputDir: path.join(options.workDir, variant.name), encoder,
-        network: { ...r.network, ...o.network },
-        settings: {
-          steps: o.steps ?? r.steps, batchSize: o.batchSize ?? r.batchSize, learningRate: r.learningRate, weightDecay: r.weightDecay,
-          warmupSteps: Math.min(r.warmupSteps, o.steps ?? r.steps), weightLoss: variant.weightLoss, checkpointEvery: r.checkpointEvery, seed: r.seed,
-        },
-        hooks,
+        weightSet: options.weightSet, model: options.modelDir, outputDir, encoder, network: { ...r.network, ...o.network }, settings, hooks,
       });
       variant.dir = result.dir;
     }
@@ -99,7 +131,7 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
     dreambooth: { steps: o.dreamboothSteps ?? t.steps, learningRate: t.learningRate, lidbA: t.lidbA, lidbB: t.lidbB, rank: t.rank, seed: t.seed, identitiesPerBatch: 16 },
     variants: [
       ...variants.map((v) => ({ name: v.name, dir: v.dir })),
-      ...(rounds > 1 ? [{ name: "hyper-1-round", dir: variants[0]!.dir, rounds: 1 }] : []),
+      ...(rounds > 1 ? [{ name: `${variants[0]!.name}-1-round`, dir: variants[0]!.dir, rounds: 1 }] : []),
     ],
     ...hooks,
     provenance: provenance({ command: options.command, threads: getNumThreads(), measured: [options.modelDir, options.encoder, ...variants.map((v) => v.dir)] }),
@@ -118,9 +150,9 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
     }
   });
   writeJsonAtomic(path.join(options.outDir, "recipe.json"), {
-    recipe: r, overrides: o, chosen: chosen.name,
+    recipe: r, variants: Object.fromEntries(variants.map((v) => [v.name, { weightLoss: v.weightLoss, target: v.target }])), overrides: o, chosen: chosen.name,
     why: `overall identity similarity ${variants.map((v) => `${v.name} ${identity(v.name).toFixed(3)}`).join(", ")} (${path.join(options.reportDir, "report.md")})`,
-    weightLoss: chosen.weightLoss,
+    weightLoss: chosen.weightLoss, target: chosen.target,
     provenance: provenance({
       command: options.command, threads: getNumThreads(),
       measured: [options.modelDir, options.encoder, options.outDir, ...(existsSync(options.weightSet) ? [options.weightSet] : [])],
