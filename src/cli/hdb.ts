@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import { FlagError, formatCommandList, HelpRequested, nearestName, type CommandSpec } from "../util/flags.js";
 import { DEMO_SPEC, runDemo } from "./demo.js";
 import { ENGINE_CHECK_SPEC, runEngineCheckCommand } from "./engine-check.js";
+import { EVAL_SPEC, runEval } from "./eval.js";
 import { EXPORT_SPEC, runExport } from "./export.js";
 import { GENERATE_SPEC, runGenerate } from "./generate.js";
 import { PREDICT_SPEC, runPredict, runTrainHypernet, TRAIN_HYPERNET_SPEC } from "./hypernetwork.js";
@@ -20,7 +21,7 @@ import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
 /** Every command, in the order `hdb --help` lists them. */
 const COMMANDS: readonly CommandSpec[] = [
   INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC, INSPECT_SPEC,
-  EXPORT_SPEC, ...MINIWORLD_COMMANDS,
+  EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS,
 ];
 
 const usage = formatCommandList("hdb: HyperDreamBooth on libtorch", "usage: hdb <command> [flags]    (hdb --version: the version)", COMMANDS, [
@@ -69,6 +70,9 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     case "personalize":
       await runPersonalize(rest);
+      return 0;
+    case "eval":
+      await runEval(rest);
       return 0;
     case "miniworld":
       await runMiniworld(rest);

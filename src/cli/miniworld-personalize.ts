@@ -18,7 +18,7 @@ import { DREAMBOOTH_PROMPTS } from "./miniworld-evaluate.js";
 
 /** The study's sizes: 30 identities reported, 8 others for tuning (held-out ids after the reported ones). */
 export const PERSONALIZE_STUDY = Object.freeze({
-  identities: 30, seeds: 2, steps: 40, tuningIdentities: 8, tuningOffset: 100, ranks: [1, 4, 8], learningRates: [1e-3, 3e-3, 1e-2],
+  identities: 30, seeds: 2, steps: 40, tuningIdentities: 8, tuningOffset: 100, ranks: [1, 4, 8], learningRates: [1e-3, 3e-3, 1e-2, 3e-2],
   dreamboothSteps: [T.steps, 1000], probeSteps: 50, inferenceSteps: 25, guidance: 5, referenceNuisanceSeed: 1,
 });
 

@@ -6,7 +6,7 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads, setNumThreads } from "../engine/index.js";
-import { Personalizer } from "../personalize/index.js";
+import { personalizeSettings, Personalizer } from "../personalize/index.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { progressBars } from "../util/progress.js";
@@ -14,6 +14,10 @@ import { provenance } from "../util/provenance.js";
 
 const DEFAULT_MODEL = path.join("models", "miniworld", "base");
 const DEFAULT_HYPERNETWORK = path.join("models", "miniworld", "hypernetwork");
+/** The library's defaults (src/personalize/config.ts), so the CLI and the library cannot drift apart. */
+const DEFAULTS = personalizeSettings();
+/** What a run writes into --out: an earlier person's results are not replaced without --force. */
+const RESULTS = ["person.lidb.safetensors", "person.lora.safetensors", "pytorch_lora_weights.safetensors", "person.kohya.safetensors", "personalize.json"];
 
 export const PERSONALIZE_SPEC = defineCommand({
   name: "personalize",
@@ -29,15 +33,16 @@ HyperNetwork's refinement rounds.`,
     out: { type: "string", value: "<folder>", description: "the result folder (required)" },
     model: { type: "string", value: "<folder|id>", default: DEFAULT_MODEL, description: "the base model" },
     hypernetwork: { type: "string", value: "<folder>", default: DEFAULT_HYPERNETWORK, description: "the trained HyperNetwork for that model" },
-    steps: { type: "integer", min: 0, default: 40, description: "rank-relaxed fine-tuning steps" },
-    rank: { type: "integer", min: 1, default: 4, description: "rank r of the relaxed LoRA" },
-    lr: { type: "number", above: 0, default: 1e-3, value: "<lr>", description: "the fine-tuning's learning rate" },
+    steps: { type: "integer", min: 0, default: DEFAULTS.steps, description: "rank-relaxed fine-tuning steps" },
+    rank: { type: "integer", min: 1, default: DEFAULTS.rank, description: "rank r of the relaxed LoRA" },
+    lr: { type: "number", above: 0, default: DEFAULTS.learningRate, value: "<lr>", description: "the fine-tuning's learning rate" },
     iterations: { type: "integer", min: 1, description: "the HyperNetwork's refinement rounds k", defaultText: "the network's" },
     "no-hyper": { type: "boolean", description: "ablation: no prediction, the LoRA trains from zero" },
     "only-hyper": { type: "boolean", description: "ablation: the prediction alone (same as --steps 0)" },
     seed: { type: "integer", min: 0, default: 0, description: "the LoRA's initialisation and the fine-tuning's draws" },
     prompt: { type: "string", value: "<text>", default: "a [V] face", description: "the fine-tuning prompt; [V] is the identifier" },
     json: { type: "boolean", description: "print the summary (times, sizes, files) as JSON" },
+    force: { type: "boolean", description: "replace the results already in --out" },
     device: { type: "string", value: "<device>", default: "cpu", description: "cpu, cuda:0, …" },
     threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "the free cores" },
   },
@@ -54,6 +59,8 @@ export async function runPersonalize(argv: string[]): Promise<void> {
   if (!values.out) throw new Error("--out is required (the result folder)");
   for (const image of values.image) if (!existsSync(image)) throw new Error(`--image: no such file '${image}'`);
   if (existsSync(values.out) && !statSync(values.out).isDirectory()) throw new Error(`--out ${values.out} is a file; give the result folder`);
+  const existing = RESULTS.filter((name) => existsSync(path.join(values.out!, name)));
+  if (existing.length > 0 && !values.force) throw new Error(`--out ${values.out} already holds results (${existing.join(", ")}): pass --force to replace them, or choose another folder`);
   if (values["no-hyper"] && values["only-hyper"]) throw new Error("--no-hyper and --only-hyper exclude each other (the one trains without the prediction, the other uses nothing else)");
   const hyper = !values["no-hyper"];
   if (hyper && !existsSync(path.join(values.hypernetwork, "config.json"))) {

@@ -23,7 +23,9 @@
  * diffusion loss of one photo. Measured in the mini-world because the pre-optimised factors are mostly
  * unpredictable from the photo: a ridge regression from the encoder's features explains ~3 % of their variance
  * on held-out identities (the mean alone: relative error 0.90, ridge 0.87), so the weight loss teaches little
- * beyond the mean.
+ * beyond the mean. Measured (reports/miniworld/hypernetwork/teacher-variant/, 1,200 steps, 30 held-out ids):
+ * held-out identity similarity 0.013 ± 0.018 against 0.034 ± 0.019 for the paper's loss and 0.009 for the base
+ * model: the distillation loss falls on the training photos but does not generalise from 1,000 identities.
  *
  * Every draw (which photos, the posterior sample, noise, timesteps) comes from the job's per-step generator,
  * so a resumed run continues bit for bit.

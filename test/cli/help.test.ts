@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { DEMO_SPEC } from "../../src/cli/demo.js";
 import { ENGINE_CHECK_SPEC } from "../../src/cli/engine-check.js";
 import { EXPORT_SPEC } from "../../src/cli/export.js";
+import { EVAL_SPEC } from "../../src/cli/eval.js";
 import { GENERATE_SPEC } from "../../src/cli/generate.js";
 import { INFO_SPEC } from "../../src/cli/info.js";
 import { INSPECT_SPEC } from "../../src/cli/inspect.js";
@@ -28,10 +29,10 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 };
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
-const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "miniworld render",
+const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "miniworld render",
   "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe"];
 const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC,
-  INSPECT_SPEC, EXPORT_SPEC, ...MINIWORLD_COMMANDS];
+  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS];
 
 /** The command names listed under "commands:" in a group help. */
 function listed(help: string): string[] {

@@ -151,4 +151,12 @@ test("ablations through the same entry: No Hyper writes a LoRA that hdb generate
   assert.match(missing.stderr, /--hypernetwork: .*nowhere holds no trained HyperNetwork \(config\.json\).*--no-hyper/);
   const onFile = run("personalize", "--model", tinySd1, "--no-hyper", "--image", photo, "--out", photo);
   assert.match(onFile.stderr, /--out .*photo-0\.png is a file; give the result folder/);
+  // An earlier person's results are not replaced without --force (and nothing is touched when refused).
+  const before = readFileSync(path.join(root, "only", "person.lidb.safetensors"));
+  const again = run("personalize", "--model", tinySd1, "--hypernetwork", hypernetwork, "--only-hyper", "--image", photo, "--out", path.join(root, "only"), "--threads", "1");
+  assert.equal(again.status, 1);
+  assert.match(again.stderr, /--out .*only already holds results \(person\.lidb\.safetensors, .*personalize\.json\): pass --force to replace them/);
+  assert.deepEqual(readFileSync(path.join(root, "only", "person.lidb.safetensors")), before);
+  const forced = run("personalize", "--model", tinySd1, "--hypernetwork", hypernetwork, "--only-hyper", "--image", photo, "--out", path.join(root, "only"), "--force", "--threads", "1");
+  assert.equal(forced.status, 0, forced.stderr);
 });
