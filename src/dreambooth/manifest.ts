@@ -48,6 +48,14 @@ export function readManifest(dir: string): RunManifest | null {
   return parsed;
 }
 
+/**
+ * Whether a run in `dir` has begun: a manifest (identities finished) or checkpoints (identities in flight). A run
+ * that has not begun is timed whole by whoever starts it; one that has would be timed only for what is left.
+ */
+export function runHasBegun(dir: string): boolean {
+  return existsSync(path.join(dir, MANIFEST_FILE)) || existsSync(path.join(dir, "checkpoints"));
+}
+
 /** Writes the manifest atomically. */
 export function writeManifest(dir: string, manifest: RunManifest): void {
   mkdirSync(dir, { recursive: true });

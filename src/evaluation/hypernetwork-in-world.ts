@@ -10,10 +10,11 @@
  *   - the bar: Only-Hyper identity similarity above the base model's (95 % CIs apart) and at least half of
  *     DreamBooth's, with style accuracy within 10 points of DreamBooth's.
  */
-import { existsSync, mkdirSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { tidy } from "../engine/index.js";
 import { loadLidbFile } from "../adapters/lidb/file.js";
+import { runHasBegun } from "../dreambooth/manifest.js";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { VisionFeatureEncoder } from "../hypernetwork/encoder.js";
 import { loadHyperNetwork } from "../hypernetwork/file.js";
@@ -64,15 +65,15 @@ export async function evaluateHyperNetworkInWorld(options: HyperNetworkEvaluatio
   const d = options.dreambooth;
   // Its time is known only for a run made here from the start (a rerun finds it done, or resumes it).
   const dreamboothDir = path.join(options.outDir, "dreambooth");
-  const fresh = !existsSync(path.join(dreamboothDir, "manifest.json")) && !existsSync(path.join(dreamboothDir, "checkpoints"));
+  const fresh = !runHasBegun(dreamboothDir);
   const run = await trainDreamBooth({
-    adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, "dreambooth"),
+    adapter: "lidb", pretrainedModel: options.modelDir, outputDir: dreamboothDir,
     identities: identities.map((id, k) => ({ id: String(id), images: [photos[k]!] })),
     maxTrainSteps: d.steps, learningRate: d.learningRate, lidbA: d.lidbA, lidbB: d.lidbB, rank: d.rank, seed: d.seed,
     identitiesPerBatch: d.identitiesPerBatch, checkpointingSteps: 50, resumeFromCheckpoint: true, validationSteps: 0,
   }, { ...(options.progress ? { progress: options.progress } : {}), log });
   const trainingSeconds = fresh ? (performance.now() - started) / 1000 : null;
-  const dreamboothFiles = new Map(identities.map((id) => [id, path.join(options.outDir, "dreambooth", `${id}.lidb.safetensors`)] as const));
+  const dreamboothFiles = new Map(identities.map((id) => [id, path.join(dreamboothDir, `${id}.lidb.safetensors`)] as const));
   if (run.manifest.identities.length < identities.length) throw new Error(`DreamBooth finished ${run.manifest.identities.length} of ${identities.length} identities`);
 
   // Predictions, timed, and their weight error.

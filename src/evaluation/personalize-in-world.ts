@@ -17,6 +17,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads } from "../engine/index.js";
+import { runHasBegun } from "../dreambooth/manifest.js";
 import { trainDreamBooth } from "../dreambooth/trainer.js";
 import { Personalizer, type PersonalizeSettingsInput } from "../personalize/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
@@ -124,10 +125,10 @@ export async function evaluatePersonalizationInWorld(options: PersonalizeStudyOp
     const dir = path.join(options.outDir, name);
     // The batched time is only known for a run made here from the start: kept beside it (timing.json), so that a
     // rerun that finds the run done (or resumes it) reports the time it took, not the time of what was left.
-    const fresh = !existsSync(path.join(dir, "manifest.json")) && !existsSync(path.join(dir, "checkpoints"));
+    const fresh = !runHasBegun(dir);
     const started = performance.now();
     await trainDreamBooth({
-      adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, name),
+      adapter: "lidb", pretrainedModel: options.modelDir, outputDir: dir,
       identities: identities.map((id, k) => ({ id: String(id), images: [refs.files[k]!] })),
       maxTrainSteps: steps, learningRate: d.learningRate, lidbA: d.lidbA, lidbB: d.lidbB, rank: d.rank, seed: d.seed,
       identitiesPerBatch: d.identitiesPerBatch, checkpointingSteps: 100, resumeFromCheckpoint: true, validationSteps: 0,
@@ -142,7 +143,7 @@ export async function evaluatePersonalizationInWorld(options: PersonalizeStudyOp
     } else {
       throw new Error(`${dir}: this DreamBooth run was resumed and has no timing.json from the run that started it, so its time per identity is unknown: delete the folder and run the study again`);
     }
-    dreamboothMethods.push({ name, files: new Map(identities.map((id) => [id, path.join(options.outDir, name, `${id}.lidb.safetensors`)] as const)) });
+    dreamboothMethods.push({ name, files: new Map(identities.map((id) => [id, path.join(dir, `${id}.lidb.safetensors`)] as const)) });
   }
   // One identity alone: its steps' rate, scaled to each step count (a resumed run would time only what it redid).
   const probeStarted = performance.now();

@@ -179,27 +179,19 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
       }
     }));
     owned.push(...photos);
-    // The targets as gauge-free cores C = A_train · B_train per layer: (N, L, a, b).
-    const cores = keep(tidy(() => cat(entries.map((e) => {
-      const { factors } = loadLidbFile(path.join(options.weightSet, e.file));
-      try {
-        return factors.aTrain.matmul(factors.bTrain).unsqueeze(0);
-      } finally {
-        factors.aTrain.dispose();
-        factors.bTrain.dispose();
-      }
-    }))));
-    owned.push(cores);
-    // The teachers' raw factors, (N, L, a, r) and (N, L, r, b), when the diffusion term distils from them.
-    const teacher = settings.target === "teacher" ? tidy(() => {
+    // The pre-optimised factors, read once: the targets as gauge-free cores C = A_train · B_train per layer,
+    // (N, L, a, b), and, when the diffusion term distils from them, the raw factors (N, L, a, r) and (N, L, r, b).
+    const { cores, teacher } = tidy(() => {
       const loaded = entries.map((e) => loadLidbFile(path.join(options.weightSet, e.file)).factors);
       try {
-        return { aTrain: keep(cat(loaded.map((f) => f.aTrain.unsqueeze(0)))), bTrain: keep(cat(loaded.map((f) => f.bTrain.unsqueeze(0)))) };
+        const aTrain = cat(loaded.map((f) => f.aTrain.unsqueeze(0)));
+        const bTrain = cat(loaded.map((f) => f.bTrain.unsqueeze(0)));
+        return { cores: keep(aTrain.matmul(bTrain)), teacher: settings.target === "teacher" ? { aTrain: keep(aTrain), bTrain: keep(bTrain) } : null };
       } finally {
         for (const f of loaded) for (const t of [f.aTrain, f.bTrain]) t.dispose();
       }
-    }) : null;
-    if (teacher) owned.push(teacher.aTrain, teacher.bTrain);
+    });
+    owned.push(cores, ...(teacher ? [teacher.aTrain, teacher.bTrain] : []));
 
     // The initial weights come from the default generator: seeded, so a run's start does not depend on what ran before.
     manualSeed(settings.seed);
