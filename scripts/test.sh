@@ -2,7 +2,8 @@
 # The whole test suite: setup (idempotent), lint, typecheck (the build), layers, oracle fixtures, then every test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+# The oracle's Python packages (diffusers, transformers, …) are installed for the tests alone.
+HDB_ORACLE=1 bash scripts/setup.sh
 # Fixed thread counts in libtorch/MKL (no dynamic adjustment under load), so the oracle and the tests sum
 # floats in the same order.
 export MKL_DYNAMIC=FALSE OMP_DYNAMIC=FALSE

@@ -8,7 +8,7 @@
 # `bash scripts/gpu/run.sh` there (see that file). Parts already packed for the same inputs are kept.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-bash scripts/setup.sh
+HDB_ORACLE=1 bash scripts/setup.sh
 .venv/bin/python test/oracle/generate.py tokenizer tiny_sd
 mkdir -p .gpu/whl
 node_version=$(node --version)

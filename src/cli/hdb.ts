@@ -1,102 +1,28 @@
 #!/usr/bin/env node
 /**
- * hdb: the command line of hyperdreambooth. One file per command, each with its flag spec (src/util/flags.ts):
- * `hdb --help` lists the commands, `hdb <command> --help` shows a command's flags, defaults and examples,
- * `hdb --version` the package's version.
+ * hdb: the command line of hyperdreambooth (the commands: src/cli/commands.ts). `hdb --version` and
+ * `hdb build-engine` run without loading the native addon, so they work before it is built (npm's install script
+ * runs `hdb build-engine`) or when it is stale; every other command loads it with the commands.
  */
-import { readFileSync } from "node:fs";
-import { FlagError, formatCommandList, HelpRequested, nearestName, type CommandSpec } from "../util/flags.js";
-import { DEMO_SPEC, runDemo } from "./demo.js";
-import { ENGINE_CHECK_SPEC, runEngineCheckCommand } from "./engine-check.js";
-import { EVAL_SPEC, runEval } from "./eval.js";
-import { EXPORT_SPEC, runExport } from "./export.js";
-import { GENERATE_SPEC, runGenerate } from "./generate.js";
-import { PREDICT_SPEC, runPredict, runTrainHypernet, TRAIN_HYPERNET_SPEC } from "./hypernetwork.js";
-import { INFO_SPEC, runInfo } from "./info.js";
-import { INSPECT_SPEC, runInspect } from "./inspect.js";
-import { MINIWORLD_COMMANDS, runMiniworld } from "./miniworld.js";
-import { PERSONALIZE_SPEC, runPersonalize } from "./personalize.js";
-import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
+import { FlagError, HelpRequested } from "../util/flags.js";
 
-/** Every command, in the order `hdb --help` lists them. */
-const COMMANDS: readonly CommandSpec[] = [
-  INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC, INSPECT_SPEC,
-  EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS,
-];
-
-const usage = formatCommandList("hdb: HyperDreamBooth on libtorch", "usage: hdb <command> [flags]    (hdb --version: the version)", COMMANDS, [
-  "hdb demo --out out/demo",
-  "hdb miniworld render --ids 60000 --nuisance-seeds 0-3 --out me/",
-  "hdb train-lidb --pretrained-model models/miniworld/base --instance-data-dir me/ --output-dir out/ --lidb-a 32 --lidb-b 16",
-  "hdb generate --model models/miniworld/base --lidb out/me.lidb.safetensors --prompt \"a sks face as a pencil sketch\" --out face.png",
-]);
-
-/** The version in package.json (dist/src/cli/hdb.js → package.json). */
-function version(): string {
-  const file = new URL("../../../package.json", import.meta.url);
-  return (JSON.parse(readFileSync(file, "utf8")) as { version: string }).version;
-}
-
-async function main(argv: string[]): Promise<number> {
+async function entry(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
-  switch (command) {
-    case "info":
-      runInfo(rest);
-      return 0;
-    case "demo":
-      await runDemo(rest);
-      return 0;
-    case "engine-check":
-      await runEngineCheckCommand(rest);
-      return 0;
-    case "generate":
-      await runGenerate(rest);
-      return 0;
-    case "inspect":
-      runInspect(rest);
-      return 0;
-    case "export":
-      await runExport(rest);
-      return 0;
-    case "train-lidb":
-    case "train-lora":
-      await runTrain(command === "train-lidb" ? "lidb" : "lora", rest);
-      return 0;
-    case "train-hypernet":
-      await runTrainHypernet(rest);
-      return 0;
-    case "predict":
-      await runPredict(rest);
-      return 0;
-    case "personalize":
-      await runPersonalize(rest);
-      return 0;
-    case "eval":
-      await runEval(rest);
-      return 0;
-    case "miniworld":
-      await runMiniworld(rest);
-      return 0;
-    case "--version":
-      process.stdout.write(`${version()}\n`);
-      return 0;
-    case undefined:
-    case "help":
-    case "--help":
-    case "-h":
-      // `hdb help <command>` is `hdb <command> --help`.
-      if (command === "help" && rest.length > 0) return main([...rest, "--help"]);
-      process.stdout.write(usage);
-      return command === undefined ? 1 : 0;
-    default: {
-      const names = [...new Set(COMMANDS.map((c) => c.name.split(" ")[0]!))];
-      process.stderr.write(`hdb: unknown command '${command}' (the nearest is '${nearestName(command, names)}'; hdb --help lists them all)\n`);
-      return 2;
-    }
+  if (command === "build-engine") {
+    const { runBuildEngine } = await import("./build-engine.js");
+    runBuildEngine(rest);
+    return 0;
   }
+  if (command === "--version") {
+    const { printVersion } = await import("./version.js");
+    await printVersion();
+    return 0;
+  }
+  const { main } = await import("./commands.js");
+  return main(argv);
 }
 
-main(process.argv.slice(2)).then(
+entry(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (error: Error) => {
     if (error instanceof HelpRequested) {

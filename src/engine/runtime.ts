@@ -66,7 +66,7 @@ export function checkDevice(device: string): void {
     if (info.cuda === 0) {
       const { torchVersion, libtorchDir } = buildInfo();
       throw new Error(`device ${device}: this libtorch (torch ${torchVersion} at ${libtorchDir}) sees no CUDA GPU; on a machine with one, ` +
-        "install PyTorch's CUDA build into .venv (or point LIBTORCH at a CUDA libtorch) and rebuild the addon: node dist/src/engine/native/build.js --force");
+        "install PyTorch's CUDA build into .venv (or point LIBTORCH at a CUDA libtorch) and rebuild the addon: npx hdb build-engine");
     }
     if (index !== undefined && Number(index) >= info.cuda) {
       throw new Error(`device ${device} does not exist: this machine has ${info.cuda} CUDA device${info.cuda === 1 ? "" : "s"} (cuda:0${info.cuda > 1 ? `…cuda:${info.cuda - 1}` : ""})`);

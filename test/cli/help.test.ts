@@ -1,12 +1,13 @@
 // The command line's help and flag errors, through the real `hdb` in a child process: `hdb --help` lists every
 // command; `hdb <command> --help` and `-h` exit 0 and print each of the command's flags with its default and an
 // example; an unknown flag is one line naming the nearest valid flag (exit 1, no stack trace); `hdb --version`
-// prints package.json's version.
+// prints package.json's name and version, the libtorch and the default device.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
+import { BUILD_ENGINE_SPEC } from "../../src/cli/build-engine.js";
 import { DEMO_SPEC } from "../../src/cli/demo.js";
 import { ENGINE_CHECK_SPEC } from "../../src/cli/engine-check.js";
 import { EXPORT_SPEC } from "../../src/cli/export.js";
@@ -30,9 +31,9 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
 const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "miniworld render",
-  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe"];
+  "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe", "build-engine"];
 const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC,
-  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS];
+  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC];
 
 /** The command names listed under "commands:" in a group help. */
 function listed(help: string): string[] {
@@ -156,12 +157,16 @@ test("a flag without its value, a value for a switch and a stray argument are on
   }
 });
 
-test("hdb --version prints package.json's version", () => {
-  const { version } = JSON.parse(readFileSync(packageJson, "utf8")) as { version: string };
+test("hdb --version prints package.json's name and version, the libtorch and the default device", () => {
+  const { name, version } = JSON.parse(readFileSync(packageJson, "utf8")) as { name: string; version: string };
   assert.match(version, /^\d+\.\d+\.\d+/);
   const result = run("--version");
   assert.equal(result.status, 0, result.stderr);
-  assert.equal(result.stdout, `${version}\n`);
+  const record = JSON.parse(readFileSync(new URL("../../../build/engine.json", import.meta.url), "utf8")) as { torchVersion: string; libtorchDir: string };
+  const lines = result.stdout.split("\n");
+  assert.equal(lines[0], `${name} ${version}`);
+  assert.equal(lines[1], `libtorch ${record.torchVersion} (${record.libtorchDir})`);
+  assert.match(lines[2] ?? "", /^device (cpu|cuda|mps)\S* \(available: cpu(, cuda ×\d+)?(, mps)?\)$/);
 });
 
 test("an unknown command names the nearest one", () => {

@@ -78,13 +78,16 @@ function load(): NativeEngine {
   const paths = addonPaths();
   const record = readBuildRecord(paths.record);
   if (!existsSync(paths.addon) || !record) {
-    throw new Error(`the native addon is not built (${paths.addon} missing). Run \`bash scripts/setup.sh\`.`);
+    throw new Error(
+      `the native addon is not built (${paths.addon} missing). Build it: \`npx hdb build-engine\` ` +
+        "(from a clone of the repository: `bash scripts/setup.sh`).",
+    );
   }
   const wanted = process.env["LIBTORCH"];
   if (wanted && path.resolve(wanted) !== record.libtorchDir) {
     throw new Error(
       `the native addon was built against libtorch at ${record.libtorchDir}, but LIBTORCH=${wanted}. ` +
-        "Rebuild it: `node dist/src/engine/native/build.js` (or unset LIBTORCH).",
+        "Rebuild it: `npx hdb build-engine` (or unset LIBTORCH).",
     );
   }
   let addon: NativeEngine;
@@ -93,7 +96,7 @@ function load(): NativeEngine {
   } catch (error) {
     throw new Error(
       `cannot load ${paths.addon} (built against libtorch ${record.torchVersion} at ${record.libtorchDir}): ` +
-        `${(error as Error).message}. If that libtorch moved or changed, rebuild: \`bash scripts/setup.sh\`.`,
+        `${(error as Error).message}. If that libtorch moved or changed, rebuild: \`npx hdb build-engine\`.`,
     );
   }
   const info = addon.buildInfo();

@@ -1,9 +1,9 @@
 /**
  * Builds the native addon (native/engine.cc) against the libtorch that `findLibtorch` finds.
  *
- * Run: `node dist/src/engine/native/build.js [--force]`. Rebuilds only when the sources, the libtorch
- * folder or its version changed. The result is build/engine.node plus build/engine.json recording what it
- * was built against; the loader refuses to use an addon whose record does not match the libtorch found now.
+ * Run: `hdb build-engine [--force]` (or `node dist/src/engine/native/build.js [--force]`). Rebuilds only
+ * when the sources, the libtorch folder, its version or its CUDA support changed. The result is
+ * build/engine.node plus build/engine.json recording what it was built against; the loader refuses to use an addon whose record does not match the libtorch found now.
  *
  * c10d's process groups (engine/distributed.ts): Gloo is always built in, on libtorch's own Gloo with the
  * declarations of native/gloo-declarations (the wheels ship no gloo headers; see its README). NCCL is built in
@@ -84,7 +84,9 @@ export function buildAddon(options: { force?: boolean; libtorch?: Libtorch; quie
   const previous = readBuildRecord(paths.record);
   if (
     !options.force && previous && existsSync(paths.addon) && previous.sourceHash === sourceHash &&
-    previous.libtorchDir === libtorch.dir && previous.torchVersion === libtorch.version
+    previous.libtorchDir === libtorch.dir && previous.torchVersion === libtorch.version &&
+    // A CUDA PyTorch installed over the CPU one (same folder, same version number) needs libtorch_cuda linked.
+    previous.cuda === libtorch.cuda
   ) {
     return previous;
   }

@@ -85,8 +85,11 @@ export function findLibtorch(): Libtorch {
   if (found) return found;
   throw new Error(
     "libtorch not found. Looked at: $LIBTORCH (unset), " +
-      `${venvPython} (no torch), python3 on PATH (no torch). ` +
-      "Fix: run `bash scripts/setup.sh` (creates .venv with torch==2.13.0), or `pip install torch`, " +
-      "or set LIBTORCH to an unpacked libtorch folder.",
+      `${venvPython} (no torch), python3 on PATH (no torch). Get one of the two, then run \`npm install\` ` +
+      "again (or, once installed, `npx hdb build-engine`):\n" +
+      "  CPU:  pip install torch --index-url https://download.pytorch.org/whl/cpu\n" +
+      "  CUDA: pip install torch --index-url https://download.pytorch.org/whl/cu128   (the CUDA build for your driver: https://pytorch.org/get-started/locally/)\n" +
+      "pip installs into the python3 on PATH (an activated virtualenv works); or set LIBTORCH to an unpacked libtorch zip from " +
+      "pytorch.org. From a clone of the repository, `bash scripts/setup.sh` creates .venv with torch==2.13.0.",
   );
 }
