@@ -38,4 +38,4 @@ fi
 npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
 
 # 5. Native addon (rebuilt only when native/engine.cc or the libtorch found changed)
-node dist/src/engine/native/build.js
+node dist/src/cli/hdb.js build-engine

@@ -52,7 +52,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 find dist -name '*.js' -exec touch {} +
 
 stamp "building the addon"
-node dist/src/engine/native/build.js 2>&1 || { stamp "addon build failed"; exit 1; }
+node dist/src/cli/hdb.js build-engine 2>&1 || { stamp "addon build failed"; exit 1; }
 cp build/engine.json "$out/addon-build.json"
 node dist/src/cli/hdb.js info 2>&1
 

@@ -16,7 +16,6 @@ import { INSPECT_SPEC, runInspect } from "./inspect.js";
 import { MINIWORLD_COMMANDS, runMiniworld } from "./miniworld.js";
 import { PERSONALIZE_SPEC, runPersonalize } from "./personalize.js";
 import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
-import { printVersion } from "./version.js";
 
 /** Every command, in the order `hdb --help` lists them. */
 const COMMANDS: readonly CommandSpec[] = [
@@ -74,9 +73,6 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "build-engine":
       runBuildEngine(rest);
-      return 0;
-    case "--version":
-      await printVersion();
       return 0;
     case undefined:
     case "help":

@@ -1,6 +1,7 @@
 /** `hdb info`: the engine's build and runtime facts. */
 import { buildInfo, defaultDevice, devices, getNumThreads } from "../engine/index.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
+import { availableDevices } from "./version.js";
 
 export const INFO_SPEC = defineCommand({
   name: "info",
@@ -21,7 +22,7 @@ export function printInfo(): void {
   const found = devices();
   console.log(`libtorch     ${build.torchVersion} (${build.libtorchDir})`);
   console.log(`loaded       ${build.loadedLibrary}`);
-  console.log(`devices      cpu${found.cuda > 0 ? `, cuda ×${found.cuda}` : ""}${found.mps ? ", mps" : ""} (default ${defaultDevice()})`);
+  console.log(`devices      ${availableDevices(found).join(", ")} (default ${defaultDevice()})`);
   console.log(`cpu threads  ${getNumThreads()}`);
   console.log(`node         ${process.version}`);
 }

@@ -11,6 +11,11 @@ export function packageVersion(): { name: string; version: string } {
   return JSON.parse(readFileSync(file, "utf8")) as { name: string; version: string };
 }
 
+/** The devices libtorch sees, as `hdb info` and `hdb --version` list them: "cpu", "cuda ×N", "mps". */
+export function availableDevices(found: { cuda: number; mps: boolean }): string[] {
+  return ["cpu", ...(found.cuda > 0 ? [`cuda ×${found.cuda}`] : []), ...(found.mps ? ["mps"] : [])];
+}
+
 /** Prints `<name> <version>`, `libtorch <version> (<folder>)` and `device <default> (<available>)`. */
 export async function printVersion(): Promise<void> {
   const { name, version } = packageVersion();
@@ -23,8 +28,7 @@ export async function printVersion(): Promise<void> {
     return;
   }
   const build = engine.buildInfo();
-  const found = engine.devices();
-  const available = ["cpu", ...(found.cuda > 0 ? [`cuda ×${found.cuda}`] : []), ...(found.mps ? ["mps"] : [])];
+  const available = availableDevices(engine.devices());
   process.stdout.write(`libtorch ${build.torchVersion} (${build.libtorchDir})\n`);
   process.stdout.write(`device ${engine.defaultDevice()} (available: ${available.join(", ")})\n`);
 }

@@ -3,29 +3,19 @@
 // write the personalised file (with its rank-relaxed part), the image and the standard LoRA of rank 1 + r.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { readLidbFileInfo } from "../../src/adapters/lidb/file.js";
 import { loadSafetensors } from "../../src/engine/index.js";
 import { temporaryDir } from "../dreambooth/helpers.js";
+import { readmeExample } from "../readme.js";
 
-const root = fileURLToPath(new URL("../../../", import.meta.url));
 const library = fileURLToPath(new URL("../../src/index.js", import.meta.url));
 
-/** The first ```ts block after the marker comment in README.md. */
-function readmeExample(): string {
-  const readme = readFileSync(path.join(root, "README.md"), "utf8");
-  const marker = readme.indexOf("<!-- library example:");
-  assert.ok(marker >= 0, "README.md has the library example marker");
-  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(marker));
-  assert.ok(block, "a ```ts block follows the marker");
-  return block[1]!;
-}
-
 test("the README's library example runs: personalize, generate, exportLora on the bundled model", { timeout: 300_000 }, () => {
-  const code = readmeExample();
+  const code = readmeExample("library example");
   assert.match(code, /from "hyperdreambooth"/);
   const dir = temporaryDir("readme-library");
   const script = path.join(dir, "example.mjs");

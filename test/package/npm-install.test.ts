@@ -13,22 +13,13 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { writeJsonAtomic } from "../../src/util/atomic.js";
+import { readmeExample } from "../readme.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
 const pkg = JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as {
   name: string; version: string; exports: Record<string, string | { types: string; default: string }>;
 };
 const results = path.join(root, "bench", "results", "npm-install.json");
-
-/** The README's package example: the first ```ts block after its marker. */
-function readmePackageExample(): string {
-  const readme = readFileSync(path.join(root, "README.md"), "utf8");
-  const marker = readme.indexOf("<!-- package example:");
-  assert.ok(marker >= 0, "README.md has the package example marker");
-  const block = /```ts\n([\s\S]*?)```/.exec(readme.slice(marker));
-  assert.ok(block, "a ```ts block follows the package example marker");
-  return block[1]!;
-}
 
 /**
  * The environment of a user's shell: no npm_* variables of an enclosing `npm test`, no NODE_PATH, and no PATH entry
@@ -118,7 +109,7 @@ test("npm pack → npm install in an empty project: the library type-checks, gen
     assert.ok(fileURLToPath(resolved.stdout.trim()).startsWith(installed + path.sep), `"${pkg.name}" resolves into the project: ${resolved.stdout}`);
 
     // 3. The README's program and one importing every subpath export, type-checked strictly against the shipped declarations.
-    writeFileSync(path.join(project, "main.ts"), readmePackageExample());
+    writeFileSync(path.join(project, "main.ts"), readmeExample("package example"));
     const subpaths = Object.keys(pkg.exports).filter((s) => s !== "./package.json").map((s) => (s === "." ? pkg.name : `${pkg.name}/${s.slice(2)}`));
     writeFileSync(path.join(project, "entries.ts"), [
       ...subpaths.map((s, i) => `import * as entry${i} from ${JSON.stringify(s)};`),

@@ -1,9 +1,10 @@
 /**
  * Builds the native addon (native/engine.cc) against the libtorch that `findLibtorch` finds.
  *
- * Run: `hdb build-engine [--force]` (or `node dist/src/engine/native/build.js [--force]`). Rebuilds only
- * when the sources, the libtorch folder, its version or its CUDA support changed. The result is
- * build/engine.node plus build/engine.json recording what it was built against; the loader refuses to use an addon whose record does not match the libtorch found now.
+ * Run: `hdb build-engine [--force]` (src/cli/build-engine.ts, the one command line for it). Rebuilds only when
+ * the sources, the libtorch folder, its version or its CUDA support changed. The result is build/engine.node
+ * plus build/engine.json recording what it was built against; the loader refuses to use an addon whose record
+ * does not match the libtorch found now.
  *
  * c10d's process groups (engine/distributed.ts): Gloo is always built in, on libtorch's own Gloo with the
  * declarations of native/gloo-declarations (the wheels ship no gloo headers; see its README). NCCL is built in
@@ -142,8 +143,4 @@ export function buildAddon(options: { force?: boolean; libtorch?: Libtorch; quie
   writeJsonAtomic(paths.record, record);
   if (!options.quiet) console.error(`built ${paths.addon} in ${record.buildSeconds.toFixed(1)} s`);
   return record;
-}
-
-if (process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]))) {
-  buildAddon({ force: process.argv.includes("--force") });
 }
