@@ -10,7 +10,7 @@ import { promptOfStyles, readPromptFile, type EvalPrompt } from "../evaluation/h
 import { runEvaluation } from "../evaluation/harness/run.js";
 import { formatSummary } from "../evaluation/harness/summary.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
-import { WEIGHT_SET_TRAINING as T } from "../miniworld/hypernetwork/weight-set.js";
+import { DREAMBOOTH_STUDY_LIDB as T } from "../evaluation/dreambooth-in-world.js";
 import { splitIds, splitOf, SPLITS } from "../miniworld/splits.js";
 import { personalizeSettings } from "../personalize/index.js";
 import { defineCommand, parseFlags } from "../util/flags.js";

@@ -8,7 +8,7 @@ import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { buildInfo, getNumThreads, setNumThreads } from "../engine/index.js";
 import { evaluateBaseModelQuality } from "../evaluation/base-model-quality.js";
-import { evaluateDreamBoothInWorld } from "../evaluation/dreambooth-in-world.js";
+import { DREAMBOOTH_STUDY_LIDB, evaluateDreamBoothInWorld } from "../evaluation/dreambooth-in-world.js";
 import { PromptFidelityNetwork } from "../evaluation/fidelity-network.js";
 import { IdentityNetwork } from "../evaluation/identity-network.js";
 import { writeFileAtomic } from "../util/atomic.js";
@@ -58,8 +58,9 @@ export const MINIWORLD_DREAMBOOTH_SPEC = defineCommand({
     out: { type: "string", value: "<folder>", description: "where the report and the LiDB files go", default: path.join("reports", "miniworld", "dreambooth") },
     identities: { type: "integer", min: 1, max: 1000, default: 20, description: "held-out identities to personalise" },
     seeds: { type: "integer", min: 1, default: 2, description: "generation seeds per identity and prompt, counting up from --seed" },
-    "train-steps": { type: "integer", min: 1, default: 300, description: "LiDB training steps per identity" },
-    "learning-rate": { type: "number", above: 0, default: 1e-2, value: "<lr>", description: "LiDB training's learning rate" },
+    "train-steps": { type: "integer", min: 1, default: DREAMBOOTH_STUDY_LIDB.steps, description: "LiDB training steps per identity" },
+    "learning-rate": { type: "number", above: 0, default: DREAMBOOTH_STUDY_LIDB.learningRate, value: "<lr>", description: "LiDB training's learning rate" },
+    "adam-epsilon": { type: "number", above: 0, value: "<ε>", description: "LiDB training's AdamW ε", defaultText: "the trainer's, 1e-8" },
     "identities-per-batch": { type: "integer", min: 1, default: 4, description: "identities trained together" },
   },
   examples: ["hdb miniworld dreambooth", "hdb miniworld dreambooth --identities 2 --seeds 1 --train-steps 20 --out /tmp/db"],
@@ -116,10 +117,10 @@ export async function runMiniworldDreamBooth(argv: string[]): Promise<void> {
     seeds: Array.from({ length: seedCount }, (_, i) => firstSeed + i),
     training: {
       steps: values["train-steps"], learningRate: values["learning-rate"],
-      // The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/dreambooth/config.ts).
-      lidbA: 32, lidbB: 16,
+      lidbA: DREAMBOOTH_STUDY_LIDB.lidbA, lidbB: DREAMBOOTH_STUDY_LIDB.lidbB,
       identitiesPerBatch: values["identities-per-batch"],
-      seed: 0,
+      ...(values["adam-epsilon"] === undefined ? {} : { adamEpsilon: values["adam-epsilon"] }),
+      seed: DREAMBOOTH_STUDY_LIDB.seed,
     },
     generation: {
       steps: values.steps, guidance: values.guidance,

@@ -10,7 +10,7 @@ import { IdentityNetwork } from "../evaluation/identity-network.js";
 import { evaluatePersonalizationInWorld } from "../evaluation/personalize-in-world.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { splitIds } from "../miniworld/splits.js";
-import { WEIGHT_SET_TRAINING as T } from "../miniworld/hypernetwork/weight-set.js";
+import { DREAMBOOTH_STUDY_LIDB as T } from "../evaluation/dreambooth-in-world.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { formatDuration, progressBars } from "../util/progress.js";
 import { provenance } from "../util/provenance.js";

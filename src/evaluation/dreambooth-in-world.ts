@@ -22,9 +22,15 @@ import type { Provenance } from "../util/provenance.js";
 import type { ConfidenceInterval } from "./metrics.js";
 import { runPersonalisationStudy, type StudyRow, type WorldStudySettings } from "./personalisation-study.js";
 
+/**
+ * The DreamBooth study's LiDB training (`hdb miniworld dreambooth`'s defaults): what every mini-world report means by
+ * "per-identity LiDB DreamBooth". The mini model's narrowest adapted layers are 32 wide: a, b ≤ 32 (src/dreambooth/config.ts).
+ */
+export const DREAMBOOTH_STUDY_LIDB = Object.freeze({ steps: 300, learningRate: 1e-2, lidbA: 32, lidbB: 16, rank: 1, seed: 0 });
+
 export interface DreamBoothEvaluationOptions extends WorldStudySettings {
   /** LiDB training (src/dreambooth): steps, learning rate, a, b, identities trained together. */
-  training: { steps: number; learningRate: number; lidbA: number; lidbB: number; identitiesPerBatch: number; seed: number };
+  training: { steps: number; learningRate: number; lidbA: number; lidbB: number; identitiesPerBatch: number; seed: number; adamEpsilon?: number };
 }
 
 export interface PromptRow {
@@ -67,7 +73,7 @@ export async function evaluateDreamBoothInWorld(options: DreamBoothEvaluationOpt
     adapter: "lidb", pretrainedModel: options.modelDir, outputDir: path.join(options.outDir, "lidb"),
     identities: identities.map((id) => ({ id: String(id), images: [path.join(options.outDir, "references", `${id}.png`)] })),
     maxTrainSteps: t.steps, learningRate: t.learningRate, lidbA: t.lidbA, lidbB: t.lidbB, identitiesPerBatch: t.identitiesPerBatch,
-    seed: t.seed, checkpointingSteps: 50, resumeFromCheckpoint: true, validationSteps: 0,
+    ...(t.adamEpsilon === undefined ? {} : { adamEpsilon: t.adamEpsilon }), seed: t.seed, checkpointingSteps: 50, resumeFromCheckpoint: true, validationSteps: 0,
   }, { ...(options.progress === undefined ? {} : { progress: options.progress }), log });
   const trainingSeconds = (performance.now() - started) / 1000;
 
@@ -107,7 +113,7 @@ export function reportMarkdown(report: DreamBoothReport): string {
   return `# DreamBooth (LiDB) in the mini-world
 
 ${n} held-out identities × ${report.rows.length} prompts × ${report.seeds.length} seeds; one reference photo per identity.
-LiDB: ${report.training.steps} steps, lr ${report.training.learningRate}, a = ${report.training.lidbA}, b = ${report.training.lidbB}, rank 1.
+LiDB: ${report.training.steps} steps, lr ${report.training.learningRate}, a = ${report.training.lidbA}, b = ${report.training.lidbB}, rank 1${report.training.adamEpsilon === undefined ? "" : `, AdamW ε ${report.training.adamEpsilon}`}.
 Sampling: DPM-Solver++ 2M, ${report.generation.steps} steps, guidance ${report.generation.guidance}.
 Means with 95% confidence intervals (Student t). Identity: cosine similarity of identity embeddings with the
 reference photo (identity network, the paper's Face Rec); style: the prompt-fidelity network names the prompted

@@ -17,6 +17,7 @@ import path from "node:path";
 import { noGrad, saveSafetensors, type DType, type Tensor } from "../engine/index.js";
 import type { Module } from "../engine/nn/index.js";
 import { writeFileAtomic, writeJsonAtomic } from "../util/atomic.js";
+import { jsonWithFloats, TRANSFORMERS_CLIP_FLOAT_FIELDS } from "../util/json.js";
 
 /** The diffusers and transformers versions our configs follow (the oracle's pinned versions). */
 export const DIFFUSERS_VERSION = "0.42.1";
@@ -53,10 +54,10 @@ export function saveCLIPTextModel(dir: string, config: Record<string, unknown>, 
   } finally {
     for (const t of weights.values()) t.dispose();
   }
-  writeJsonAtomic(path.join(dir, "config.json"), {
+  writeFileAtomic(path.join(dir, "config.json"), jsonWithFloats({
     architectures: ["CLIPTextModel"], model_type: "clip_text_model", dtype: options.dtype ?? "float32",
     transformers_version: TRANSFORMERS_VERSION, ...config,
-  });
+  }, TRANSFORMERS_CLIP_FLOAT_FIELDS));
 }
 
 /** A scheduler folder: scheduler_config.json. */

@@ -71,3 +71,20 @@ export function readJsonObject(file: string, what = "JSON file"): JsonRecord {
   }
   return parsed as JsonRecord;
 }
+
+/**
+ * The fields that transformers' CLIP configs type as float. JavaScript has one number type, so 1.0 is written
+ * as `1`, which Python's json reads as an int; transformers ≥ 5 validates its configs' fields strictly and refuses
+ * an int in a float field (CLIPVisionConfig with `"initializer_factor": 1` fails to load).
+ */
+export const TRANSFORMERS_CLIP_FLOAT_FIELDS: ReadonlySet<string> = new Set(["layer_norm_eps", "initializer_range", "initializer_factor", "attention_dropout", "dropout"]);
+
+/**
+ * `value` as JSON text (2-space indent, trailing newline, as writeJsonAtomic writes), with the integral numbers
+ * of the keys in `floatKeys` written as floats ("1.0"), so that Python reads them as floats.
+ */
+export function jsonWithFloats(value: unknown, floatKeys: ReadonlySet<string>): string {
+  const marker = "\u0000float:";
+  const text = JSON.stringify(value, (key, v: unknown) => (floatKeys.has(key) && Number.isInteger(v) ? `${marker}${String(v)}` : v), 2);
+  return `${text.replace(/"\\u0000float:(-?\d+)"/g, "$1.0")}\n`;
+}

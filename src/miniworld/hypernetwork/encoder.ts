@@ -51,7 +51,8 @@ import { clipVisionConfig, type CLIPVisionConfig } from "../../models/clip/visio
 import { CLIPVisionEmbeddings, CLIPVisionModelWithProjection } from "../../models/clip/vision-encoder.js";
 import { TRANSFORMERS_VERSION } from "../../pipeline/save-pretrained.js";
 import { train, TrainingJob, type LoopHooks } from "../../training/index.js";
-import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
+import { writeDirectoryAtomic, writeFileAtomic, writeJsonAtomic } from "../../util/atomic.js";
+import { jsonWithFloats, TRANSFORMERS_CLIP_FLOAT_FIELDS } from "../../util/json.js";
 import type { ProgressReporter } from "../../util/progress.js";
 import { provenance, type Provenance } from "../../util/provenance.js";
 import { IMAGE_SIZE, planSamples, renderDataset, type WorldSample } from "../base-model/dataset.js";
@@ -435,10 +436,10 @@ export function saveImageTower(outDir: string, tower: CLIPVisionModelWithProject
     } finally {
       for (const t of weights.values()) t.dispose();
     }
-    writeJsonAtomic(path.join(temporary, "config.json"), {
+    writeFileAtomic(path.join(temporary, "config.json"), jsonWithFloats({
       architectures: ["CLIPVisionModelWithProjection"], model_type: "clip_vision_model", dtype: "float32", transformers_version: TRANSFORMERS_VERSION,
       initializer_factor: 1.0, initializer_range: 0.02, ...tower.config,
-    });
+    }, TRANSFORMERS_CLIP_FLOAT_FIELDS));
     writeJsonAtomic(path.join(temporary, "preprocessor_config.json"), ENCODER_PREPROCESSOR_CONFIG);
   });
 }

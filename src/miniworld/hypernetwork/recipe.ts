@@ -18,6 +18,7 @@ import { cpSync, existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads } from "../../engine/index.js";
 import type { PromptFidelityNetwork } from "../../evaluation/fidelity-network.js";
+import { DREAMBOOTH_STUDY_LIDB } from "../../evaluation/dreambooth-in-world.js";
 import { evaluateHyperNetworkInWorld, type HyperNetworkReport } from "../../evaluation/hypernetwork-in-world.js";
 import type { IdentityNetwork } from "../../evaluation/identity-network.js";
 import { VisionFeatureEncoder } from "../../hypernetwork/encoder.js";
@@ -28,7 +29,6 @@ import { readJsonObject } from "../../util/json.js";
 import { provenance } from "../../util/provenance.js";
 import { splitIds } from "../splits.js";
 import type { StyleName } from "../styles.js";
-import { WEIGHT_SET_TRAINING } from "./weight-set.js";
 
 /**
  * The recipe's settings. The step count fits a CPU session: one training step (16 photos) takes 1.6 s at one thread
@@ -122,7 +122,7 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
   }
   const rounds = o.network?.["rounds"] ?? r.network.rounds;
   const e = r.evaluation;
-  const t = WEIGHT_SET_TRAINING;
+  const t = DREAMBOOTH_STUDY_LIDB;
   const report = await evaluateHyperNetworkInWorld({
     modelDir: options.modelDir, identityNetwork: options.identityNetwork, fidelityNetwork: options.fidelityNetwork, outDir: options.reportDir,
     identities: splitIds("held-out", o.identities ?? e.identities), prompts: options.prompts,

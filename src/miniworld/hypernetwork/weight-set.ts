@@ -2,8 +2,7 @@
  * The hypernetwork's training set in the mini-world (HyperDreamBooth §4.2, "pre-optimised LiDB weights"):
  * for the first N identities of the hypernetwork split, one photo each (as in the paper) and the LiDB weights
  * that DreamBooth training reaches on it, with the same settings as the DreamBooth study
- * (src/evaluation/dreambooth-in-world.ts), so that "per-identity LiDB DreamBooth" means the same thing in the
- * hypernetwork's report.
+ * (src/evaluation/dreambooth-in-world.ts).
  *
  *     <out>/photos/<id>.png          the identity's photo (canonical render with nuisance seed 1)
  *     <out>/lidb/manifest.json       the DreamBooth run: settings, and per finished identity its photo,
@@ -17,6 +16,7 @@
 import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { trainDreamBooth } from "../../dreambooth/trainer.js";
+import { DREAMBOOTH_STUDY_LIDB } from "../../evaluation/dreambooth-in-world.js";
 import { savePng } from "../../pipeline/images.js";
 import { writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
@@ -24,8 +24,12 @@ import { provenance, type Provenance } from "../../util/provenance.js";
 import { renderFace } from "../render.js";
 import { splitIds } from "../splits.js";
 
-/** The DreamBooth study's LiDB settings (the mini model's narrowest adapted layers are 32 wide: a, b ≤ 32). */
-export const WEIGHT_SET_TRAINING = Object.freeze({ steps: 300, learningRate: 1e-2, lidbA: 32, lidbB: 16, rank: 1, seed: 0, photoNuisanceSeed: 1 });
+/**
+ * The DreamBooth study's LiDB training, so that "per-identity LiDB DreamBooth" means the same thing in the
+ * hypernetwork's report. (AdamW with ε = 1e-3 makes the fits less noisy but loses the identity: measured in
+ * docs/hypernetwork-weight-set.md.)
+ */
+export const WEIGHT_SET_TRAINING = Object.freeze({ ...DREAMBOOTH_STUDY_LIDB, photoNuisanceSeed: 1 });
 
 export interface WeightSetOptions {
   /** The base model's diffusers folder. */
