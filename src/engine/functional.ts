@@ -15,6 +15,7 @@ const ops = {
   whereScalar: op("aten::where.Scalar"),
   einsum: op("aten::einsum"),
   mm: op("aten::mm"),
+  linalgSolve: op("aten::linalg_solve"),
   bmm: op("aten::bmm"),
   baddbmm: op("aten::baddbmm"),
   linear: op("aten::linear"),
@@ -55,6 +56,10 @@ export function einsum(equation: string, ...tensors: Tensor[]): Tensor {
 }
 export function matmul(a: Tensor, b: Tensor): Tensor {
   return a.matmul(b);
+}
+/** X with A·X = B (torch.linalg.solve): A is (…, n, n) and invertible, B is (…, n, k) or (…, n). */
+export function linalgSolve(a: Tensor, b: Tensor): Tensor {
+  return call(ops.linalgSolve, a, b);
 }
 export function mm(a: Tensor, b: Tensor): Tensor {
   return call(ops.mm, a, b);

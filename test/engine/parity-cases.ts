@@ -25,7 +25,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import {
   arange, attentionByMath, baddbmm, bmm, cat, conv2d, convTranspose2d, crossEntropy, dropout, einsum,
-  embedding, empty, eye, full, Generator, gelu, getRngState, groupNorm, interpolate, layerNorm, linear,
+  embedding, empty, eye, full, Generator, gelu, getRngState, groupNorm, interpolate, layerNorm, linalgSolve, linear,
   linspace, logSoftmax, matmul, mm, mseLoss, multinomial, normal, ones, onesLike, pad, rand, randint, randLike, randn, randnLike,
   scaledDotProductAttention, silu, softmax, splitSizes, stack, tensor, where, zeros, zerosLike,
   type DType, type Tensor,
@@ -250,6 +250,8 @@ c("matmul_2d", [t(4, 6), t(6, 3)], "x[0] @ x[1]", (x) => x[0].matmul(x[1]));
 c("matmul_batched_broadcast", [t(2, 1, 4, 6), t(3, 6, 5)], "torch.matmul(x[0], x[1])", (x) => matmul(x[0], x[1]));
 c("matmul_vector_matrix", [t(6), t(2, 6, 3)], "x[0] @ x[1]", (x) => x[0].matmul(x[1]));
 c("matmul_matrix_vector", [t(2, 4, 6), t(6)], "x[0] @ x[1]", (x) => x[0].matmul(x[1]));
+// A well-conditioned system (x[0] + 4·I), as ridge regression's normal equations are.
+c("linalg_solve", [t(5, 5), t(5, 3)], "torch.linalg.solve(x[0] + 4 * torch.eye(5), x[1])", (x) => linalgSolve(x[0].add(eye(5).mul(4)), x[1]));
 c("mm", [t(4, 6), t(6, 3)], "torch.mm(x[0], x[1])", (x) => mm(x[0], x[1]));
 c("bmm", [t(3, 4, 6), t(3, 6, 2)], "torch.bmm(x[0], x[1])", (x) => bmm(x[0], x[1]));
 c("baddbmm", [t(3, 4, 2), t(3, 4, 6), t(3, 6, 2)], "torch.baddbmm(x[0], x[1], x[2], beta=0.5, alpha=2.0)", (x) => baddbmm(x[0], x[1], x[2], 0.5, 2));

@@ -13,6 +13,7 @@ import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
 import { writeJsonAtomic } from "../../src/util/atomic.js";
+import { commitOf } from "../../src/util/provenance.js";
 import { readmeExample } from "../readme.js";
 
 const root = fileURLToPath(new URL("../../../", import.meta.url));
@@ -61,9 +62,9 @@ interface Packed { filename: string; size: number; unpackedSize: number; entryCo
 /** Checks the packed file list: what a user needs, nothing of the repository's tests, oracles or dev scripts. */
 function checkContents(files: readonly PackedFile[]): void {
   const paths = files.map((f) => f.path);
-  const allowed = /^(package\.json|README\.md|LICENSE(\.\w+)?|dist\/src\/.+\.(js|d\.ts)|native\/.+|models\/miniworld\/.+|samples\/.+)$/;
+  const allowed = /^(package\.json|README\.md|LICENSE(\.\w+)?|dist\/src\/.+\.(js|d\.ts)|native\/.+|models\/miniworld\/.+|samples\/.+|web\/dist\/.+)$/;
   const stray = paths.filter((p) => !allowed.test(p));
-  assert.deepEqual(stray, [], "files outside the library, addon source, models and samples");
+  assert.deepEqual(stray, [], "files outside the library, addon source, models, samples and the built page of hdb serve");
   const stale = paths.filter((p) => p.startsWith("dist/src/")).filter((p) => {
     const source = p.replace(/^dist\//, "").replace(/(\.d\.ts|\.js)$/, ".ts");
     return !existsSync(path.join(root, source));
@@ -72,6 +73,7 @@ function checkContents(files: readonly PackedFile[]): void {
   for (const needed of [
     "dist/src/index.d.ts", "dist/src/cli/hdb.js", "native/engine.cc", "models/miniworld/base/model_index.json",
     "models/miniworld/base/unet/diffusion_pytorch_model.safetensors", "models/miniworld/hypernetwork/model.safetensors", "samples/faces/60000-n1.png",
+    "web/dist/index.html", "web/dist/app.js",
   ]) assert.ok(paths.includes(needed), `the package holds ${needed}`);
   for (const [subpath, target] of Object.entries(pkg.exports)) {
     for (const file of typeof target === "string" ? [target] : [target.types, target.default]) {
@@ -163,7 +165,7 @@ test("npm pack → npm install in an empty project: the library type-checks, gen
     checkMessage(failed.stderr, "npm install without libtorch");
 
     const measured = {
-      package: `${pkg.name}@${pkg.version}`,
+      package: `${pkg.name}@${pkg.version}`, commit: commitOf(root),
       tarballBytes: packed.size, unpackedBytes: packed.unpackedSize, files: packed.entryCount,
       packSeconds: round(pack.seconds), installSeconds: round(install.seconds), addonBuildSeconds: round(built.buildSeconds),
       command: `npm install ${quiet.join(" ")} --foreground-scripts ./${packed.filename}   (in an empty project; LIBTORCH=${record.libtorchDir})`,
