@@ -15,6 +15,7 @@ export const LAYERS = [
   { name: "models", path: "^src/models/", comment: "Stable Diffusion's models, their loading, the schedulers" },
   { name: "training", path: "^src/training/", comment: "the one resumable training loop, its checkpoints and log, the diffusion loss" },
   { name: "pipeline", path: "^src/pipeline/", comment: "txt2img, images, writing diffusers folders" },
+  { name: "faces", path: "^src/faces/", comment: "real photos in: face detection, landmarks, CelebA-HQ alignment and crop, the Face Rec metric" },
   { name: "adapters", path: "^src/adapters/", comment: "LiDB and LoRA adapters (peft-style tuners), their files and the LiDB → LoRA export" },
   { name: "dreambooth", path: "^src/dreambooth/", comment: "DreamBooth training of LiDB/LoRA adapters, one identity or many per batch" },
   { name: "hypernetwork", path: "^src/hypernetwork/", comment: "the HyperNetwork (§4.2): photo features → LiDB factors; its training, files and predictions" },
@@ -29,6 +30,7 @@ export const LAYERS = [
     name: "hypernetwork-recipe", path: "^src/miniworld/hypernetwork/",
     comment: "the bundled hypernetwork's recipe: its weight set (DreamBooth on the hypernetwork split), training and report",
   },
+  { name: "server", path: "^src/server/", comment: "hdb serve: the HTTP API (Fastify), its SQLite storage, the bounded device queue and worker threads" },
   { name: "cli", path: "^src/(cli/|index\\.ts$)", comment: "the hdb command line and the public API (src/index.ts)" },
 ];
 

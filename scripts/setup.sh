@@ -34,6 +34,14 @@ if [ "${HDB_SKIP_VENV:-0}" != "1" ]; then
   fi
 fi
 
+# 3b. The service tests' programs (hdb serve, test/server/): Debian's Chromium (the page in a real browser) and
+#     redis-server (the BullMQ scale-out), for the tests only (HDB_ORACLE=1); installed when missing and apt-get can.
+if [ "${HDB_ORACLE:-0}" = "1" ] && { ! command -v chromium >/dev/null || ! command -v redis-server >/dev/null; } &&
+   [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
+  echo "setup: installing chromium and redis-server (Debian packages) for the service tests" >&2
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium redis-server >/dev/null
+fi
+
 # 4. TypeScript (incremental: a no-op build takes about a second)
 npx tsc -p tsconfig.json --incremental --tsBuildInfoFile dist/.tsbuildinfo
 

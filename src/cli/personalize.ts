@@ -6,7 +6,9 @@
 import { existsSync, mkdirSync, statSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads, setNumThreads } from "../engine/index.js";
+import { FaceAnalyzer, preprocessFacePhoto } from "../faces/index.js";
 import { personalizeSettings, Personalizer } from "../personalize/index.js";
+import { savePng } from "../pipeline/images.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
 import { progressBars } from "../util/progress.js";
@@ -18,6 +20,8 @@ const DEFAULT_HYPERNETWORK = path.join("models", "miniworld", "hypernetwork");
 const DEFAULTS = personalizeSettings();
 /** What a run writes into --out: an earlier person's results are not replaced without --force. */
 const RESULTS = ["person.lidb.safetensors", "person.lora.safetensors", "pytorch_lora_weights.safetensors", "person.kohya.safetensors", "personalize.json"];
+/** Below this training resolution the model is the mini-world's (or a toy): its photos are renders, already aligned crops. */
+const FACE_CROP_MIN_RESOLUTION = 256;
 
 export const PERSONALIZE_SPEC = defineCommand({
   name: "personalize",
@@ -27,7 +31,11 @@ export const PERSONALIZE_SPEC = defineCommand({
 (diffusers) and <out>/person.kohya.safetensors (A1111/kohya): the same ΔW as one standard LoRA of rank 1 + r, exactly;
 and <out>/personalize.json with the time of each phase. Ablations (paper §5): --no-hyper fine-tunes from zero (the
 result is then a LoRA file, person.lora.safetensors), --only-hyper skips the fine-tuning, --iterations k sets the
-HyperNetwork's refinement rounds.`,
+HyperNetwork's refinement rounds.
+Raw photos (phone photos, group photos, any EXIF orientation) are fine: each is turned upright, its largest face (or
+--face n, counted from 0 left to right as hdb faces detect numbers them) found, aligned by the eyes and mouth and cut
+in the CelebA-HQ framing at the model's resolution (src/faces/); the crops used are kept in <out>/faces/.
+--face-crop auto does this for models of 256 px and more, and leaves the mini-world's renders as they are.`,
   flags: {
     image: { type: "string", multiple: true, value: "<photo>", description: "the face photo (repeat for more photos of the person; the first feeds the HyperNetwork)" },
     out: { type: "string", value: "<folder>", description: "the result folder (required)" },
@@ -39,6 +47,8 @@ HyperNetwork's refinement rounds.`,
     iterations: { type: "integer", min: 1, description: "the HyperNetwork's refinement rounds k", defaultText: "the network's" },
     "no-hyper": { type: "boolean", description: "ablation: no prediction, the LoRA trains from zero" },
     "only-hyper": { type: "boolean", description: "ablation: the prediction alone (same as --steps 0)" },
+    "face-crop": { type: "string", choices: ["auto", "celeba-hq", "none"], default: "auto", description: "align and crop the face of each photo (auto: for models of 256 px and more)" },
+    face: { type: "integer", min: 0, value: "<n>", description: "which face of each photo, counted from 0 left to right", defaultText: "the largest" },
     seed: { type: "integer", min: 0, default: 0, description: "the LoRA's initialisation and the fine-tuning's draws" },
     prompt: { type: "string", value: "<text>", default: "a [V] face", description: "the fine-tuning prompt; [V] is the identifier" },
     json: { type: "boolean", description: "print the summary (times, sizes, files) as JSON" },
@@ -48,6 +58,7 @@ HyperNetwork's refinement rounds.`,
   },
   examples: [
     "hdb personalize --image samples/face.png --out out/me",
+    "hdb personalize --model runwayml/stable-diffusion-v1-5 --hypernetwork hyper/ --image phone-photo.jpg --out out/me",
     "hdb generate --model models/miniworld/base --lidb out/me/person.lidb.safetensors --prompt \"a sks face as a pencil sketch\" --out me.png",
     "hdb personalize --image face.png --out out/no-hyper --no-hyper --steps 40",
   ],
@@ -75,14 +86,22 @@ export async function runPersonalize(argv: string[]): Promise<void> {
   });
   try {
     mkdirSync(values.out, { recursive: true });
+    const resolution = personalizer.session.resolution;
+    const framing = values["face-crop"] === "auto" ? (resolution < FACE_CROP_MIN_RESOLUTION ? "none" : "celeba-hq") : values["face-crop"];
+    if (framing === "none" && values.face !== undefined) {
+      throw new Error(`--face ${values.face} picks a face to crop, but the photos are taken as they are (--face-crop ${values["face-crop"]}${values["face-crop"] === "auto" ? `: the model trains at ${resolution} px` : ""}); give --face-crop celeba-hq`);
+    }
+    const faceCrops = framing === "celeba-hq" ? await cropFaces(values.image, path.join(values.out, "faces"), resolution, values.face, log) : [];
+    const photos = framing === "celeba-hq" ? faceCrops.map((c) => c.crop) : values.image;
     const file = path.join(values.out, hyper ? "person.lidb.safetensors" : "person.lora.safetensors");
-    const result = await personalizer.personalize(values.image, file, {
+    const result = await personalizer.personalize(photos, file, {
       exports: { diffusers: path.join(values.out, "pytorch_lora_weights.safetensors"), kohya: path.join(values.out, "person.kohya.safetensors") },
       ...(values.json ? {} : { hooks: { progress: progressBars() } }),
     });
     const summary = {
       file: result.file, kind: result.kind, bytes: result.bytes, identifier: personalizer.config.identifier,
       exports: result.exports, times: { load: personalizer.loadSeconds, ...result.times }, finalLoss: result.losses.at(-1) ?? null, settings: result.settings,
+      faceCrop: { framing, resolution, crops: faceCrops },
       provenance: provenance({ command: ["hdb", "personalize", ...argv], threads: getNumThreads(), measured: [values.model, ...(hyper ? [values.hypernetwork] : []), ...values.image] }),
     };
     writeJsonAtomic(path.join(values.out, "personalize.json"), summary);
@@ -98,5 +117,30 @@ export async function runPersonalize(argv: string[]): Promise<void> {
       `save ${t.save.toFixed(2)} s, export ${t.export.toFixed(2)} s; models loaded in ${personalizer.loadSeconds.toFixed(2)} s\n`);
   } finally {
     personalizer.dispose();
+  }
+}
+
+/** Each photo's aligned face crop at the model's resolution, written to `dir` as PNG; what was cut, per photo. */
+async function cropFaces(photos: readonly string[], dir: string, size: number, face: number | undefined, log: (line: string) => void):
+  Promise<{ photo: string; crop: string; face: number; faces: number; box: { x: number; y: number; width: number; height: number } }[]> {
+  mkdirSync(dir, { recursive: true });
+  const analyzer = new FaceAnalyzer();
+  try {
+    const crops = [];
+    for (const [i, photo] of photos.entries()) {
+      const result = await preprocessFacePhoto(photo, analyzer, { size, ...(face === undefined ? {} : { face }) });
+      const crop = path.join(dir, `${i}-${path.basename(photo, path.extname(photo))}.png`);
+      try {
+        await savePng(crop, { width: size, height: size, data: result.pixels.contiguous().bytes() });
+      } finally {
+        result.pixels.dispose();
+      }
+      const f = result.face!;
+      log(`${photo}: face #${f.index} of ${f.found} aligned and cropped to ${size} px → ${crop}`);
+      crops.push({ photo, crop, face: f.index, faces: f.found, box: { x: Math.round(f.box.x), y: Math.round(f.box.y), width: Math.round(f.box.width), height: Math.round(f.box.height) } });
+    }
+    return crops;
+  } finally {
+    analyzer.dispose();
   }
 }

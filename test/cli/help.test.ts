@@ -12,12 +12,14 @@ import { DEMO_SPEC } from "../../src/cli/demo.js";
 import { ENGINE_CHECK_SPEC } from "../../src/cli/engine-check.js";
 import { EXPORT_SPEC } from "../../src/cli/export.js";
 import { EVAL_SPEC } from "../../src/cli/eval.js";
+import { FACES_COMMANDS } from "../../src/cli/faces.js";
 import { GENERATE_SPEC } from "../../src/cli/generate.js";
 import { INFO_SPEC } from "../../src/cli/info.js";
 import { INSPECT_SPEC } from "../../src/cli/inspect.js";
 import { PREDICT_SPEC, TRAIN_HYPERNET_SPEC } from "../../src/cli/hypernetwork.js";
 import { MINIWORLD_COMMANDS } from "../../src/cli/miniworld.js";
 import { PERSONALIZE_SPEC } from "../../src/cli/personalize.js";
+import { SERVE_SPEC } from "../../src/cli/serve.js";
 import { TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "../../src/cli/train.js";
 import { defaultConfig } from "../../src/dreambooth/config.js";
 import type { CommandSpec } from "../../src/util/flags.js";
@@ -30,10 +32,10 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 };
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
-const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "miniworld render",
+const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "serve", "faces detect", "faces crop", "faces compare", "miniworld render",
   "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe", "build-engine"];
 const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC,
-  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC];
+  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, SERVE_SPEC, ...FACES_COMMANDS, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC];
 
 /** The command names listed under "commands:" in a group help. */
 function listed(help: string): string[] {
@@ -52,6 +54,15 @@ test("hdb --help, -h and help list every command; a bare hdb prints the same and
   const bare = run();
   assert.equal(bare.status, 1);
   assert.deepEqual(listed(bare.stdout), EXPECTED);
+});
+
+test("hdb faces --help lists its subcommands", () => {
+  for (const flag of ["--help", "-h"]) {
+    const result = run("faces", flag);
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(listed(result.stdout), EXPECTED.filter((name) => name.startsWith("faces ")));
+    assert.match(result.stdout, /^examples?:$/m);
+  }
 });
 
 test("hdb miniworld --help lists its subcommands", () => {
