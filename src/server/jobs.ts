@@ -20,7 +20,7 @@ import { copyFileSync, existsSync, readdirSync, renameSync, rmSync } from "node:
 import path from "node:path";
 import { writeDirectoryAtomic, writeFileAtomic } from "../util/atomic.js";
 import { isId, newId } from "./ids.js";
-import { MODEL_FILES, type GenerateSpec, type JobResult, type JobSpec, type PersonalizeJobSettings, type PersonalizeSpec } from "./protocol.js";
+import { MODEL_FILES, type GenerateSpec, type GenerationSettings, type JobResult, type JobSpec, type PersonalizeJobSettings, type PersonalizeSpec } from "./protocol.js";
 import { QueueFullError, type JobQueue } from "./queue.js";
 import type { JobRow, ModelRow, Store } from "./store.js";
 
@@ -39,16 +39,9 @@ export interface PersonalizeParams {
   settings: PersonalizeJobSettings;
 }
 
-export interface GenerateParams {
+export interface GenerateParams extends GenerationSettings {
   /** A personalised model, or null for the base model. */
   modelId: string | null;
-  prompt: string;
-  negativePrompt: string;
-  seed: number;
-  steps: number;
-  guidance: number;
-  images: number;
-  weight: number;
 }
 
 export interface JobProgress {

@@ -34,12 +34,8 @@ export interface PersonalizeSpec {
   settings: PersonalizeJobSettings;
 }
 
-export interface GenerateSpec {
-  kind: "generate";
-  jobId: string;
-  outDir: string;
-  /** A personalised model's LiDB file, or null for the base model. */
-  lidb: string | null;
+/** What a generation draws, as the API takes it. */
+export interface GenerationSettings {
   /** Multiplies the personalised ΔW (1 = as trained). */
   weight: number;
   prompt: string;
@@ -48,6 +44,14 @@ export interface GenerateSpec {
   steps: number;
   guidance: number;
   images: number;
+}
+
+export interface GenerateSpec extends GenerationSettings {
+  kind: "generate";
+  jobId: string;
+  outDir: string;
+  /** A personalised model's LiDB file, or null for the base model. */
+  lidb: string | null;
 }
 
 export type JobSpec = PersonalizeSpec | GenerateSpec;

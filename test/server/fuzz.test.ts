@@ -11,24 +11,13 @@ import path from "node:path";
 import { test } from "node:test";
 import sharp from "sharp";
 import { writeJsonAtomic } from "../../src/util/atomic.js";
+import { mulberry32 } from "../../src/util/random.js";
 import { json, personalize, repoRoot, safetensorsHeader, sampleFace, startServe, temporaryDir, waitForJob, type Job } from "./helpers.js";
 
 interface Request {
   family: string;
   /** The whole request as bytes (request line, headers, body). */
   bytes: Buffer;
-}
-
-/** A seeded generator (mulberry32), so every run sends the same requests. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function request(method: string, target: string, headers: Record<string, string>, body: Buffer | string = Buffer.alloc(0), options: { contentLength?: number } = {}): Buffer {
@@ -109,7 +98,7 @@ function send(port: number, bytes: Buffer): Promise<{ status: number | null; tex
 }
 
 async function hostileRequests(): Promise<Request[]> {
-  const rand = random(19);
+  const rand = mulberry32(19);  // seeded: every run sends the same requests
   const pick = <T>(items: readonly T[]): T => items[Math.floor(rand() * items.length)]!;
   const face = readFileSync(sampleFace);
   const out: Request[] = [];

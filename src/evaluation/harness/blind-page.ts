@@ -9,20 +9,9 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { hash32, streamId } from "../../util/hash.js";
+import { mulberry32 } from "../../util/random.js";
 import { escapeHtml } from "./plot.js";
 import type { EvalResults } from "./summary.js";
-
-/** mulberry32: a small seeded generator, enough for shuffling a handful of images reproducibly. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Fisher–Yates with `random` (a copy; the input is left as it is). */
 export function seededShuffle<T>(items: readonly T[], random: () => number): T[] {
