@@ -11,6 +11,7 @@ import path from "node:path";
 import { test } from "node:test";
 import sharp from "sharp";
 import { writeJsonAtomic } from "../../src/util/atomic.js";
+import { commitOf } from "../../src/util/provenance.js";
 import { mulberry32 } from "../../src/util/random.js";
 import { json, personalize, repoRoot, safetensorsHeader, sampleFace, startServe, temporaryDir, waitForJob, type Job } from "./helpers.js";
 
@@ -283,6 +284,7 @@ test("≥ 1,000 hostile requests get 4xx answers only; nothing is accepted or le
     mkdirSync(path.join(repoRoot, "reports", "server"), { recursive: true });
     writeJsonAtomic(path.join(repoRoot, "reports", "server", "fuzz.json"), {
       what: "hostile requests against hdb serve (test/server/fuzz.test.ts): the answers per family and status", requests: total, seconds, failures: failures.length, counts,
+      commit: commitOf(repoRoot), command: "node --test dist/test/server/fuzz.test.js",
     });
     assert.deepEqual(failures.slice(0, 20), [], `${failures.length} requests got no 4xx answer`);
     assert.equal(server.child.exitCode, null, "the server is still running");
