@@ -11,6 +11,7 @@ import { runEvaluation } from "../evaluation/harness/run.js";
 import { formatSummary } from "../evaluation/harness/summary.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { DREAMBOOTH_STUDY_LIDB as T } from "../evaluation/dreambooth-in-world.js";
+import { PERSONALIZE_STUDY_CHOSEN } from "../evaluation/personalize-in-world.js";
 import { splitIds, splitOf, SPLITS } from "../miniworld/splits.js";
 import { personalizeSettings } from "../personalize/index.js";
 import { defineCommand, parseFlags } from "../util/flags.js";
@@ -26,12 +27,14 @@ export const EVAL_SPEC = defineCommand({
   usage: "[flags]",
   details: `Methods: ${METHOD_NAMES.join(", ")}.
 ours = the HyperNetwork + the fast fine-tuning; only-hyper, no-hyper, k1 = its ablations; dreambooth = LiDB DreamBooth
-per person; dreambooth-agg = no-hyper at --agg-learning-rate; lora = no-hyper at --lora-steps; base = the base model;
-world = the world's own renders (the ceiling). Writes <out>/results.json, report.html, blind.html and cache/ (every
-person's file and every image with its scores, keyed by method + settings hash, identity, prompt and seed).
-Killed, the same command resumes; with one more method it makes only that method's images.`,
+per person; dreambooth-agg-400 and -40 = that DreamBooth for 400 or 40 steps at --agg-learning-rate (Table 2);
+lora = no-hyper at --lora-steps; base = the base model; world = the world's own renders (the ceiling). The fine-tuning's
+rank and rate default to those the personalisation study chose (rank ${PERSONALIZE_STUDY_CHOSEN.rank}, lr ${PERSONALIZE_STUDY_CHOSEN.learningRate}).
+Writes <out>/results.json, report.html, blind.html, tables.md/.json (the paper's Tables 1-3 with paired CIs and
+verdicts) and cache/ (every person's file and every image with its scores, keyed by method + settings hash,
+identity, prompt and seed). Killed, the same command resumes; with one more method it makes only that method's images.`,
   flags: {
-    methods: { type: "string", value: "<list>", default: "ours,only-hyper,no-hyper,k1,dreambooth,dreambooth-agg,lora,base,world", description: "comma-separated methods" },
+    methods: { type: "string", value: "<list>", default: "ours,only-hyper,no-hyper,k1,dreambooth,dreambooth-agg-400,dreambooth-agg-40,lora,base,world", description: "comma-separated methods" },
     identities: { type: "string", value: "<n | ids>", default: "30", description: "a count of held-out identities (the first n) or a comma list of held-out ids" },
     prompts: { type: "string", value: "<file>", description: "one prompt per line with [V] (\"a [V] face as a pencil sketch\")", defaultText: "the DreamBooth study's 6 prompts" },
     seeds: { type: "string", value: "<list>", default: "0,1", description: "comma-separated generation seeds" },
@@ -41,10 +44,10 @@ Killed, the same command resumes; with one more method it makes only that method
     metrics: { type: "string", value: "<folder>", description: "the metric networks: identity/ and fidelity/", defaultText: "models/miniworld/metrics" },
     steps: { type: "integer", min: 1, default: 25, description: "DPM-Solver++ steps per generated image" },
     guidance: { type: "number", min: 0, default: 5, value: "<scale>", description: "classifier-free guidance scale" },
-    "finetune-steps": { type: "integer", min: 1, default: DEFAULTS.steps, description: "fine-tuning steps of ours, no-hyper, k1 and dreambooth-agg" },
-    rank: { type: "integer", min: 1, default: DEFAULTS.rank, description: "rank of the fine-tuned LoRA" },
-    "learning-rate": { type: "number", above: 0, default: DEFAULTS.learningRate, value: "<lr>", description: "the fine-tuning's learning rate" },
-    "agg-learning-rate": { type: "number", above: 0, default: 1e-2, value: "<lr>", description: "dreambooth-agg's learning rate" },
+    "finetune-steps": { type: "integer", min: 1, default: DEFAULTS.steps, description: "fine-tuning steps of ours, no-hyper and k1" },
+    rank: { type: "integer", min: 1, default: PERSONALIZE_STUDY_CHOSEN.rank, description: "rank of the fine-tuned LoRA" },
+    "learning-rate": { type: "number", above: 0, default: PERSONALIZE_STUDY_CHOSEN.learningRate, value: "<lr>", description: "the fine-tuning's learning rate" },
+    "agg-learning-rate": { type: "number", above: 0, default: 3 * T.learningRate, value: "<lr>", description: "dreambooth-agg-400 and -40's learning rate (3× dreambooth's)" },
     "lora-steps": { type: "integer", min: 1, default: 400, description: "lora's fine-tuning steps" },
     "dreambooth-steps": { type: "integer", min: 1, default: 1000, description: "dreambooth's LiDB training steps per person" },
     "dreambooth-learning-rate": { type: "number", above: 0, default: T.learningRate, value: "<lr>", description: "dreambooth's learning rate" },
@@ -52,7 +55,7 @@ Killed, the same command resumes; with one more method it makes only that method
     threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
   },
   examples: [
-    "hdb eval --methods ours,dreambooth,dreambooth-agg,no-hyper,only-hyper,k1,lora --identities 30 --seeds 0,1 --out reports/miniworld/eval",
+    "hdb eval --methods ours,dreambooth,lora,dreambooth-agg-400,dreambooth-agg-40,no-hyper,only-hyper,k1,base,world --identities 30 --prompts reports/miniworld/paper-tables/prompts.txt --seeds 0,1 --out reports/miniworld/paper-tables",
     "hdb eval --methods ours,base --identities 2 --seeds 0 --steps 2 --finetune-steps 2 --out /tmp/eval",
   ],
 });
@@ -128,5 +131,5 @@ export async function runEval(argv: string[]): Promise<void> {
   const c = run.counts;
   const table = run.results!.methods.map((m) => `${m.name} ${formatSummary(m.identity)}`).join(", ");
   process.stdout.write(`done in ${formatDuration((Date.now() - started) / 1000)}: ${c.imagesMade} images made, ${c.imagesReused} reused; ` +
-    `${c.filesMade} person files made, ${c.filesReused} reused. Identity: ${table} → ${run.files.report}\n`);
+    `${c.filesMade} person files made, ${c.filesReused} reused. Identity: ${table} → ${run.files.report}, ${run.files.tables}\n`);
 }

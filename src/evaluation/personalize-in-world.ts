@@ -27,6 +27,15 @@ import type { ConfidenceInterval } from "./metrics.js";
 import { renderReferences, runPersonalisationStudy, type StudyMethod, type StudyResult, type WorldStudySettings } from "./personalisation-study.js";
 import type { RgbImage } from "../pipeline/images.js";
 
+/**
+ * The fine-tuning's rank and learning rate that the personalisation study chose for the bundled mini-world models
+ * (`hdb miniworld personalize`, reports/miniworld/personalize: rank 4, lr 1e-2 over ranks 1/4/8 × lr 1e-3 to 3e-2,
+ * on 8 held-out identities that no table reports). `hdb eval` fine-tunes with them by default. The Personalizer's own
+ * default learning rate stays 1e-3: it serves any model, Stable Diffusion 1.5 included, where 1e-2 would be far too
+ * high for a LoRA.
+ */
+export const PERSONALIZE_STUDY_CHOSEN = Object.freeze({ rank: 4, learningRate: 1e-2 });
+
 /** The DreamBooth comparison: per-identity LiDB training in the HyperNetwork's LiDB space. */
 export interface DreamBoothSettings {
   learningRate: number;

@@ -89,6 +89,12 @@ test("the harness resumes a stopped run, reuses every cached entry, and extends 
   assert.equal(first.methods.find((m) => m.name === "base")!.secondsPerPerson, null);
   assert.equal(first.perPrompt.length, 2);
   assert.equal(first.entries.length, 12);
+  // The paper's tables: Table 1 has ours and dreambooth (lora missing, said so), with the paired differences.
+  const tables = readFileSync(resumed.files.tables, "utf8");
+  assert.match(tables, /## Table 1: Ours vs DreamBooth[\s\S]*Not in this run: lora\.[\s\S]*\| dreambooth \|/);
+  assert.match(tables, /- ours − dreambooth \(paired over 2 people\): Face Rec [+−][\d.]+ \[[+−][\d.]+, [+−][\d.]+\] \*\*(holds|overlaps|reversed)\*\*/);
+  assert.match(tables, /Not in this run: no-hyper, only-hyper, k1\./);
+  assert.ok(tables.includes(record.command), "tables.md names the command that made it");
 
   // 3. One more method: only its 4 images and 2 files are made; the others' numbers are the same to the bit.
   const extended = await runEvaluation(options(["ours", "dreambooth", "base", "only-hyper"]));
@@ -193,7 +199,7 @@ test("hdb eval: killed mid-run, the same command resumes; bad input fails in one
     assert.match(child.stderr, pattern);
     assert.ok(!existsSync(path.join(out, "never")), "nothing is written for bad input");
   };
-  fails(["--methods", "ours,dreambooht"], /unknown method 'dreambooht'; valid: ours, only-hyper, no-hyper, k1, dreambooth, dreambooth-agg, lora, base, world/);
+  fails(["--methods", "ours,dreambooht"], /unknown method 'dreambooht'; valid: ours, only-hyper, no-hyper, k1, dreambooth, dreambooth-agg-400, dreambooth-agg-40, lora, base, world/);
   fails(["--identities", "12,60001"], /12 is not a held-out identity/);
   writeFileSync(promptFile, "a [V] face\na [V] face in outer space\n");
   fails(["--prompts", promptFile], /prompts\.txt:2: 'a \[V\] face in outer space' is not a prompt of the world's styles/);

@@ -7,8 +7,10 @@
  *   only-hyper      the prediction alone (0 fine-tuning steps)
  *   no-hyper        the same fine-tuning from zero (no prediction)
  *   k1              ours with the HyperNetwork read at 1 refinement round (k = 1 instead of its s)
- *   dreambooth      per-person LiDB DreamBooth (§4.1) for many steps
- *   dreambooth-agg  "aggressive" DreamBooth: No Hyper's few steps at a much higher learning rate
+ *   dreambooth      per-person LiDB DreamBooth (§4.1) for many steps (the paper's 1,000)
+ *   dreambooth-agg-400, dreambooth-agg-40
+ *                   Table 2's "aggressive" DreamBooth: the same LiDB DreamBooth for 400 or 40 steps at a higher
+ *                   learning rate (can DreamBooth simply be run faster?)
  *   lora            DreamBooth-LoRA: No Hyper at many more steps (the paper's LoRA baseline)
  *   base            the base model itself (the identifier means nothing to it): the floor
  *   world           the world's own render of the person in the prompted style: the ceiling
@@ -24,7 +26,7 @@ import { personalizeSettings, type PersonalizeSettingsInput } from "../../person
 import { readJsonObject } from "../../util/json.js";
 import { sha256File } from "../../util/provenance.js";
 
-export const METHOD_NAMES = ["ours", "only-hyper", "no-hyper", "k1", "dreambooth", "dreambooth-agg", "lora", "base", "world"] as const;
+export const METHOD_NAMES = ["ours", "only-hyper", "no-hyper", "k1", "dreambooth", "dreambooth-agg-400", "dreambooth-agg-40", "lora", "base", "world"] as const;
 export type MethodName = (typeof METHOD_NAMES)[number];
 
 /** The LiDB DreamBooth of the `dreambooth` method (per person, one photo; the weight set's settings by default). */
@@ -41,7 +43,7 @@ export interface DreamBoothRecipe {
 export interface MethodSettings {
   /** Ours' fine-tuning (steps, rank, learning rate, seed); No Hyper and k = 1 share it. Paper: 40 steps. */
   personalize: { steps: number; rank: number; learningRate: number; seed: number };
-  /** dreambooth-agg: No Hyper's steps at this learning rate. */
+  /** dreambooth-agg-400 and -40: `dreambooth` at this (higher) learning rate for 400 and 40 steps. */
   aggressiveLearningRate: number;
   /** lora: No Hyper at this many steps (the paper's LoRA DreamBooth baseline: hundreds of steps). */
   loraSteps: number;
@@ -78,10 +80,11 @@ export function methodRegistry(settings: MethodSettings): Map<MethodName, Method
       name: "dreambooth", description: `LiDB DreamBooth per person, ${d.steps} steps at lr ${d.learningRate} (a = ${d.lidbA}, b = ${d.lidbB}, rank ${d.rank})`,
       recipe: { kind: "dreambooth", training: { ...d } },
     },
-    {
-      name: "dreambooth-agg", description: `aggressive DreamBooth: rank-${p.rank} LoRA from zero, ${p.steps} steps at lr ${settings.aggressiveLearningRate}`,
-      recipe: { kind: "personalize", settings: { ...fineTune, learningRate: settings.aggressiveLearningRate, hyper: false } },
-    },
+    ...([400, 40] as const).map((steps): MethodSpec => ({
+      name: `dreambooth-agg-${steps}`,
+      description: `aggressive LiDB DreamBooth (Table 2): ${steps} steps at lr ${settings.aggressiveLearningRate} (a = ${d.lidbA}, b = ${d.lidbB}, rank ${d.rank})`,
+      recipe: { kind: "dreambooth", training: { ...d, steps, learningRate: settings.aggressiveLearningRate } },
+    })),
     {
       name: "lora", description: `DreamBooth-LoRA: rank-${p.rank} LoRA from zero, ${settings.loraSteps} steps at lr ${p.learningRate}`,
       recipe: { kind: "personalize", settings: { ...fineTune, steps: settings.loraSteps, hyper: false } },

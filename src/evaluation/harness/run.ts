@@ -7,6 +7,7 @@
  *   results.json          means and 95 % CIs per method and per prompt, seconds per person, every entry (summary.ts)
  *   report.html           plot, tables, image grids, provenance (report-html.ts)
  *   blind.html            the blind side-by-side page (blind-page.ts)
+ *   tables.md, tables.json  the paper's Tables 1–3 with paired CIs and each ordering's verdict (paper-tables.ts)
  *
  * For each method in turn: its files for every person (production.ts), then its images, one entry per (identity,
  * prompt, seed), each made only when the cache has none. A killed run rerun with the same settings makes only what is
@@ -31,6 +32,7 @@ import { renderReferences } from "../personalisation-study.js";
 import { blindPageHtml } from "./blind-page.js";
 import { EvalCache, type CacheEntry, type EntryKey } from "./cache.js";
 import { contentDigest, hyperNetworkDigest, methodKey, shortHash, stableJson, usesHyperNetwork, type MethodSpec } from "./methods.js";
+import { paperTables, paperTablesMarkdown } from "./paper-tables.js";
 import { produceMethodFiles, type MethodFile } from "./production.js";
 import { withIdentifier, type EvalPrompt } from "./prompts.js";
 import { reportHtml } from "./report-html.js";
@@ -69,7 +71,19 @@ export interface EvaluationRun {
   completed: boolean;
   counts: RunCounts;
   results: EvalResults | null;
-  files: { results: string; report: string; blind: string };
+  files: { results: string; report: string; blind: string; tables: string };
+}
+
+/** tables.md's opening: what was measured, and the command, commit and threads that measured it. */
+function tablesHeader(results: EvalResults): string {
+  const p = results.provenance;
+  return [
+    "# HyperDreamBooth's Tables 1–3 in the mini-world",
+    "",
+    `${results.identities.length} held-out identities × ${results.prompts.length} prompts × ${results.seeds.length} seeds (${results.seeds.join(", ")}), one reference photo per identity; ` +
+      `DPM-Solver++ 2M, ${String(results.generation["steps"])} steps, guidance ${String(results.generation["guidance"])}.`,
+    ...(p === null ? [] : ["", `Made by \`${p.command}\` at commit ${p.commit ?? "unknown"}${p.dirty ? " (with uncommitted changes)" : ""}, ${p.threads} threads; model hashes in tables.json and results.json.`]),
+  ].join("\n");
 }
 
 /** Stops the run where `stopAfterImages` says. */
@@ -88,7 +102,7 @@ export async function runEvaluation(options: EvaluationOptions): Promise<Evaluat
   }
   const identifier = options.identifier ?? "sks";
   const referenceNuisanceSeed = options.referenceNuisanceSeed ?? 1;
-  const files = { results: path.join(outDir, "results.json"), report: path.join(outDir, "report.html"), blind: path.join(outDir, "blind.html") };
+  const files = { results: path.join(outDir, "results.json"), report: path.join(outDir, "report.html"), blind: path.join(outDir, "blind.html"), tables: path.join(outDir, "tables.md") };
   const cache = new EvalCache(path.join(outDir, "cache"));
   const needsHyper = options.methods.some(usesHyperNetwork);
   if (needsHyper && options.hypernetwork === null) throw new Error(`methods ${options.methods.filter(usesHyperNetwork).map((m) => m.name).join(", ")} need a HyperNetwork`);
@@ -219,6 +233,9 @@ export async function runEvaluation(options: EvaluationOptions): Promise<Evaluat
   writeJsonAtomic(files.results, results);
   writeFileAtomic(files.report, reportHtml(results, { blindPage: path.basename(files.blind) }));
   writeFileAtomic(files.blind, blindPageHtml(results, outDir, { seed: options.shuffleSeed ?? 0, exclude: ["world"] }));
+  const tables = paperTables(results);
+  writeJsonAtomic(files.tables.replace(/\.md$/, ".json"), { ...tables, provenance: results.provenance });
+  writeFileAtomic(files.tables, paperTablesMarkdown(tables, tablesHeader(results)));
   log(`${counts.imagesMade} images made, ${counts.imagesReused} reused; ${counts.filesMade} person files made, ${counts.filesReused} reused → ${files.report}`);
   return { completed: true, counts, results, files };
 }
