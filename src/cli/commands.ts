@@ -16,13 +16,14 @@ import { INFO_SPEC, runInfo } from "./info.js";
 import { INSPECT_SPEC, runInspect } from "./inspect.js";
 import { MINIWORLD_COMMANDS, runMiniworld } from "./miniworld.js";
 import { PERSONALIZE_SPEC, runPersonalize } from "./personalize.js";
+import { runScore, SCORE_SPEC } from "./score.js";
 import { runServe, SERVE_SPEC } from "./serve.js";
 import { runTrain, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "./train.js";
 
 /** Every command, in the order `hdb --help` lists them. */
 const COMMANDS: readonly CommandSpec[] = [
   INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC, INSPECT_SPEC,
-  EXPORT_SPEC, EVAL_SPEC, SERVE_SPEC, ...FACES_COMMANDS, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC,
+  EXPORT_SPEC, EVAL_SPEC, SCORE_SPEC, SERVE_SPEC, ...FACES_COMMANDS, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC,
 ];
 
 const usage = formatCommandList("hdb: HyperDreamBooth on libtorch", "usage: hdb <command> [flags]    (hdb --version: the version, libtorch and device)", COMMANDS, [
@@ -69,6 +70,9 @@ export async function main(argv: string[]): Promise<number> {
       return 0;
     case "eval":
       await runEval(rest);
+      return 0;
+    case "score":
+      await runScore(rest);
       return 0;
     case "serve":
       await runServe(rest);

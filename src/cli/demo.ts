@@ -14,6 +14,7 @@ import { existsSync, mkdirSync } from "node:fs";
 import path from "node:path";
 import { buildInfo, getNumThreads, setNumThreads } from "../engine/index.js";
 import { applyAdapterFiles } from "../adapters/apply.js";
+import { PERSONALIZE_STUDY_CHOSEN } from "../evaluation/personalize-in-world.js";
 import { bundledMiniworldDir } from "../miniworld/base-model/recipe.js";
 import { identifierPrompt } from "../miniworld/captions.js";
 import type { StyleName } from "../miniworld/styles.js";
@@ -63,6 +64,8 @@ the grid, the time of each phase, the file sizes), README.md, person/ (the perso
     seed: { type: "integer", min: 0, default: 0, description: "the first of the two seeds of each prompt" },
     steps: { type: "integer", min: 1, default: 25, description: "DPM-Solver++ 2M steps per image" },
     "fine-tune-steps": { type: "integer", min: 0, default: 40, description: "rank-relaxed fine-tuning steps (0: the prediction alone)" },
+    rank: { type: "integer", min: 1, default: PERSONALIZE_STUDY_CHOSEN.rank, description: "rank of the fine-tuned LoRA (the personalisation study's choice for the bundled model)" },
+    "learning-rate": { type: "number", above: 0, default: PERSONALIZE_STUDY_CHOSEN.learningRate, value: "<lr>", description: "the fine-tuning's learning rate (the personalisation study's choice for the bundled model)" },
     guidance: { type: "number", min: 0, default: 5, value: "<scale>", description: "classifier-free guidance scale" },
     threads: { type: "integer", min: 1, description: "CPU threads", defaultText: "libtorch's" },
   },
@@ -101,8 +104,9 @@ async function renderGrid(pipeline: StableDiffusionPipeline, prompts: readonly s
 }
 
 /** The personalisation: the Personalizer, once, for the face; its files under <out>/person/. */
-async function personalizeFace(model: string, hypernetwork: string, face: string, out: string, steps: number): Promise<Personalization & { load: number; identifier: string }> {
-  const personalizer = await Personalizer.open({ model, hypernetwork, settings: { steps } });
+async function personalizeFace(model: string, hypernetwork: string, face: string, out: string, settings: { steps: number; rank: number; learningRate: number }):
+  Promise<Personalization & { load: number; identifier: string }> {
+  const personalizer = await Personalizer.open({ model, hypernetwork, settings });
   try {
     mkdirSync(path.join(out, "person"), { recursive: true });
     const result = await personalizer.personalize([face], path.join(out, "person", "person.lidb.safetensors"), {
@@ -136,7 +140,9 @@ export async function runDemo(argv: string[]): Promise<void> {
   mkdirSync(out, { recursive: true });
 
   const started = performance.now();
-  const person = personal ? await personalizeFace(model, hypernetwork, face, out, values["fine-tune-steps"]) : null;
+  const person = personal ? await personalizeFace(model, hypernetwork, face, out, {
+    steps: values["fine-tune-steps"], rank: values.rank, learningRate: values["learning-rate"],
+  }) : null;
   const renderStarted = performance.now();
   const pipeline = await StableDiffusionPipeline.fromPretrained(model);
   const applied = person ? applyAdapterFiles({ unet: pipeline.unet, textEncoder: pipeline.textEncoder }, { lidb: [{ path: person.file, weight: 1 }] }) : null;

@@ -2,34 +2,58 @@
  * `hdb faces detect|crop|compare <photos…>`: real photos in (src/faces/). detect lists each photo's faces and
  * writes a preview PNG with boxes and landmarks; crop writes aligned face crops (the CelebA-HQ framing Stable
  * Diffusion personalisation uses, or none for the mini-world); compare prints the Face Rec similarity (cosine of
- * dlib face descriptors) of the photos' faces. Every file is written atomically.
+ * dlib face descriptors) of the photos' faces. --detector picks the face detector (SSD MobileNet V1 by default, or
+ * face-api's faster Tiny Face Detector at --input-size). Every file is written atomically.
  */
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { cat } from "../engine/functional.js";
 import { tidy } from "../engine/lifetime.js";
 import type { Tensor } from "../engine/tensor.js";
-import { cropFace, descriptorSimilarity, FaceAnalyzer, facesLeftToRight, FRAMINGS, preprocessFacePhoto, readPhoto, saveFacesPreview, type Framing } from "../faces/index.js";
+import {
+  cropFace, descriptorSimilarity, FACE_DETECTORS, FaceAnalyzer, facesLeftToRight, FRAMINGS, preprocessFacePhoto, readPhoto, saveFacesPreview,
+  type FaceDetectorName, type Framing,
+} from "../faces/index.js";
 import { savePng } from "../pipeline/images.js";
 import { writeJsonAtomic } from "../util/atomic.js";
 import { defineCommand, formatCommandList, HelpRequested, parseFlags, type CommandSpec } from "../util/flags.js";
 
-const minConfidenceFlag = { type: "number", above: 0, max: 0.99, default: 0.5, value: "<score>", description: "the face detector's score threshold" } as const;
+/** The detector flags every faces command takes. */
+const detectorFlags = {
+  detector: {
+    type: "string", choices: FACE_DETECTORS, default: "ssd",
+    description: "ssd (SSD MobileNet V1: finds more, smaller faces) or tiny (Tiny Face Detector: faster)",
+  },
+  "input-size": {
+    type: "integer", min: 32, max: 4096, value: "<px>", defaultText: "416",
+    description: "--detector tiny's input side, a multiple of 32 (320 is faster, 608 finds smaller faces)",
+  },
+  "min-confidence": { type: "number", above: 0, max: 0.99, default: 0.5, value: "<score>", description: "the face detector's score threshold" },
+} as const;
+
+/** The analyzer the detector flags ask for. */
+function analyzerFor(values: { detector: string; "input-size"?: number | undefined; "min-confidence": number }): FaceAnalyzer {
+  const inputSize = values["input-size"];
+  if (inputSize !== undefined && values.detector !== "tiny") throw new Error(`--input-size is --detector tiny's setting (SSD MobileNet V1 always runs at 512 px); add --detector tiny`);
+  if (inputSize !== undefined && inputSize % 32 !== 0) throw new Error(`--input-size must be a multiple of 32 (320, 416, 608, …), got ${inputSize}`);
+  return new FaceAnalyzer({ detector: values.detector as FaceDetectorName, minConfidence: values["min-confidence"], ...(inputSize === undefined ? {} : { inputSize }) });
+}
 
 export const FACES_DETECT_SPEC = defineCommand({
   name: "faces detect",
-  summary: "find the faces in photos (SSD MobileNet V1 + 68 landmarks); a preview PNG with boxes and landmarks each",
+  summary: "find the faces in photos (SSD MobileNet V1 or the Tiny Face Detector + 68 landmarks); a preview PNG each",
   usage: "<photo>… [--out <folder>] [--json]",
   details: `Faces are numbered from 0 left to right (the numbers hdb faces crop --face takes). With --out, each photo
 gets <out>/<name>-faces.png (the photo, at most 1600 px, with boxes, numbers, scores and landmarks) and
-<out>/faces.json lists every face's box, score and landmarks.`,
+<out>/faces.json lists every face's box, score and landmarks. --detector tiny uses face-api's Tiny Face
+Detector (faster, finds fewer faces: reports/faces/report.md; --input-size 320, 416 or 608) instead of SSD.`,
   positionals: true,
   flags: {
     out: { type: "string", value: "<folder>", description: "where the previews and faces.json go" },
     json: { type: "boolean", description: "print the faces as JSON" },
-    "min-confidence": minConfidenceFlag,
+    ...detectorFlags,
   },
-  examples: ["hdb faces detect group.jpg --out faces/", "hdb faces detect a.jpg b.jpg --json"],
+  examples: ["hdb faces detect group.jpg --out faces/", "hdb faces detect a.jpg b.jpg --json", "hdb faces detect group.jpg --detector tiny --input-size 608"],
 });
 
 export const FACES_CROP_SPEC = defineCommand({
@@ -42,7 +66,7 @@ around it), --size pixels square. --framing none is the mini-world's: its render
 so the photo is only resized. --all crops every face (<name>-<n>.png), leaving out the ones too small.
 A photo without a face, or with a face too small for --size (its crop would be upscaled more than 4×, unless
 --min-crop-side says otherwise), is an error naming the photo and what was found. <out>/crops.json records
-every crop (photo, face, box, score).`,
+every crop (photo, face, box, score). --detector tiny finds the faces with face-api's Tiny Face Detector.`,
   positionals: true,
   flags: {
     out: { type: "string", value: "<folder>", description: "where the crops go (required)" },
@@ -51,7 +75,7 @@ every crop (photo, face, box, score).`,
     face: { type: "integer", min: 0, value: "<n>", description: "which face, counted from 0 left to right", defaultText: "the largest" },
     all: { type: "boolean", description: "crop every face big enough, not only one" },
     "min-crop-side": { type: "number", above: 0, value: "<px>", description: "the smallest accepted crop side in the photo", defaultText: "size / 4" },
-    "min-confidence": minConfidenceFlag,
+    ...detectorFlags,
   },
   examples: ["hdb faces crop me.jpg --out crops/", "hdb faces crop group.jpg --face 2 --out crops/", "hdb faces crop demo/*.jpg --all --size 256 --out crops/"],
 });
@@ -62,11 +86,11 @@ export const FACES_COMPARE_SPEC = defineCommand({
   usage: "<photo> <photo>… [--json]",
   details: `Each photo's largest face is described (128-d dlib ResNet descriptor on its eye-levelled crop) and every
 pair compared: cosine similarity, 1 = identical. reports/faces/report.md gives the similarities measured for
-the same and for different people on real photos.`,
+the same and for different people on real photos. --detector tiny finds the faces with the Tiny Face Detector.`,
   positionals: true,
   flags: {
     json: { type: "boolean", description: "print the similarity matrix as JSON" },
-    "min-confidence": minConfidenceFlag,
+    ...detectorFlags,
   },
   examples: ["hdb faces compare me.jpg generated.png", "hdb faces compare a.jpg b.jpg c.jpg --json"],
 });
@@ -89,7 +113,7 @@ function needPhotos(positionals: string[], least: number, usage: string): void {
 async function detect(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(FACES_DETECT_SPEC, argv);
   needPhotos(positionals, 1, `faces detect ${FACES_DETECT_SPEC.usage}`);
-  const analyzer = new FaceAnalyzer({ minConfidence: values["min-confidence"] });
+  const analyzer = analyzerFor(values);
   if (values.out) mkdirSync(values.out, { recursive: true });
   const records = [];
   try {
@@ -129,7 +153,7 @@ async function crop(argv: string[]): Promise<void> {
   if (!values.out) throw new Error("--out is required (the folder for the crops)");
   if (values.all && values.face !== undefined) throw new Error("give --face or --all, not both");
   mkdirSync(values.out, { recursive: true });
-  const analyzer = new FaceAnalyzer({ minConfidence: values["min-confidence"] });
+  const analyzer = analyzerFor(values);
   const options = {
     framing: values.framing as Framing, size: values.size,
     ...(values.face === undefined ? {} : { face: values.face }),
@@ -153,7 +177,7 @@ async function crop(argv: string[]): Promise<void> {
       const photo = await readPhoto(file);
       try {
         const faces = facesLeftToRight(analyzer.detect(photo));
-        if (faces.length === 0) throw new Error(`${file}: no face found (SSD MobileNet V1 face detector, score threshold ${analyzer.minConfidence})`);
+        if (faces.length === 0) throw new Error(`${file}: no face found (${analyzer.detectorLabel})`);
         for (let index = 0; index < faces.length; index++) {
           let result;
           try {
@@ -190,7 +214,7 @@ function faceRecord(face: { index: number; found: number; score: number; box: { 
 async function compare(argv: string[]): Promise<void> {
   const { values, positionals } = parseFlags(FACES_COMPARE_SPEC, argv);
   needPhotos(positionals, 2, `faces compare ${FACES_COMPARE_SPEC.usage}`);
-  const analyzer = new FaceAnalyzer({ minConfidence: values["min-confidence"] });
+  const analyzer = analyzerFor(values);
   let matrix: number[][];
   try {
     const descriptors: Tensor[] = [];
@@ -198,7 +222,7 @@ async function compare(argv: string[]): Promise<void> {
       const photo = await readPhoto(file);
       try {
         const faces = analyzer.detect(photo);
-        if (faces.length === 0) throw new Error(`${file}: no face found (SSD MobileNet V1 face detector, score threshold ${analyzer.minConfidence})`);
+        if (faces.length === 0) throw new Error(`${file}: no face found (${analyzer.detectorLabel})`);
         const largest = faces.reduce((a, b) => (b.box.width * b.box.height > a.box.width * a.box.height ? b : a));
         descriptors.push(analyzer.describe(photo, [largest]));
       } finally {

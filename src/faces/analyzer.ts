@@ -1,6 +1,6 @@
 /**
- * Faces in a photo: detection (SSD MobileNet V1), 68 landmarks per face, and descriptors (dlib's ResNet) on
- * eye-levelled crops, with the networks of src/models/faces/ loaded once.
+ * Faces in a photo: detection (SSD MobileNet V1, or the faster Tiny Face Detector on request), 68 landmarks per
+ * face, and descriptors (dlib's ResNet) on eye-levelled crops, with the networks of src/models/faces/ loaded once.
  *
  * Landmarks are found as face-api's pipeline finds them (globalApi/DetectFaceLandmarksTasks.ts): the detection box
  * cut out of the photo (here rounded to whole pixels and clipped to the photo), given to the landmark network, the
@@ -9,7 +9,8 @@
 import { tidy } from "../engine/lifetime.js";
 import type { Tensor } from "../engine/tensor.js";
 import {
-  FACE_DESCRIPTOR_SIZE, FaceLandmark68Net, FaceRecognitionNet, loadFaceApiWeights, SsdMobilenetV1, type FaceBox,
+  FACE_DESCRIPTOR_SIZE, FaceLandmark68Net, FaceRecognitionNet, loadFaceApiWeights, SsdMobilenetV1, TINY_FACE_DETECTOR_INPUT_SIZE,
+  TinyFaceDetector, type FaceBox,
 } from "../models/faces/index.js";
 import { descriptorChip, warpSquare, type Point } from "./align.js";
 import type { Photo } from "./photo.js";
@@ -24,9 +25,17 @@ export interface DetectedFace {
   landmarks: Point[];
 }
 
+/** The face detectors: SSD MobileNet V1 (recall; the default) or face-api's Tiny Face Detector (speed). */
+export const FACE_DETECTORS = ["ssd", "tiny"] as const;
+export type FaceDetectorName = (typeof FACE_DETECTORS)[number];
+
 export interface AnalyzerOptions {
-  /** Detector score threshold (default 0.5, face-api's). */
+  /** Which detector finds the faces (default "ssd"). */
+  detector?: FaceDetectorName;
+  /** Detector score threshold (default 0.5, face-api's; the Tiny Face Detector's scoreThreshold). */
   minConfidence?: number;
+  /** The Tiny Face Detector's input size, a multiple of 32 (default 416, face-api's); SSD always runs at 512. */
+  inputSize?: number;
   /** Where face-api's model/ folder is (default: the installed package's). */
   modelDir?: string;
   /** Where dequantised weights are cached (default: faceWeightCacheDir()). */
@@ -35,15 +44,31 @@ export interface AnalyzerOptions {
 
 /** The three face networks, loaded once and reused for many photos. */
 export class FaceAnalyzer {
+  readonly detector: FaceDetectorName;
   readonly minConfidence: number;
+  /** The detector and its settings in words, for messages ("SSD MobileNet V1 face detector, score threshold 0.5"). */
+  readonly detectorLabel: string;
   private readonly options: AnalyzerOptions;
-  private detector?: SsdMobilenetV1;
+  private ssd?: SsdMobilenetV1;
+  private tiny?: TinyFaceDetector;
   private landmarker?: FaceLandmark68Net;
   private recognizer?: FaceRecognitionNet;
 
   constructor(options: AnalyzerOptions = {}) {
     this.options = options;
+    this.detector = options.detector ?? "ssd";
+    if (!FACE_DETECTORS.includes(this.detector)) throw new Error(`unknown face detector '${String(this.detector)}' (${FACE_DETECTORS.join(", ")})`);
     this.minConfidence = options.minConfidence ?? 0.5;
+    const inputSize = options.inputSize ?? TINY_FACE_DETECTOR_INPUT_SIZE;
+    if (options.inputSize !== undefined && this.detector !== "tiny") {
+      throw new Error(`an input size (${options.inputSize}) is the Tiny Face Detector's setting; SSD MobileNet V1 always runs at 512 px`);
+    }
+    if (!Number.isInteger(inputSize) || inputSize <= 0 || inputSize % 32 !== 0) {
+      throw new Error(`the Tiny Face Detector's input size must be a positive multiple of 32 (320, 416, 608, …), got ${inputSize}`);
+    }
+    this.detectorLabel = this.detector === "tiny"
+      ? `Tiny Face Detector at ${inputSize} px, score threshold ${this.minConfidence}`
+      : `SSD MobileNet V1 face detector, score threshold ${this.minConfidence}`;
   }
 
   private weights(model: Parameters<typeof loadFaceApiWeights>[0]): ReturnType<typeof loadFaceApiWeights> {
@@ -51,11 +76,20 @@ export class FaceAnalyzer {
     return loadFaceApiWeights(model, { ...(modelDir ? { modelDir } : {}), ...(cacheDir ? { cacheDir } : {}) });
   }
 
+  /** The detector's boxes of the photo's faces (no landmarks), best score first. */
+  locate(photo: Photo): FaceBox[] {
+    if (this.detector === "tiny") {
+      this.tiny ??= new TinyFaceDetector(this.weights("tiny_face_detector_model"));
+      return this.tiny.detect(photo.pixels, { scoreThreshold: this.minConfidence, inputSize: this.options.inputSize ?? TINY_FACE_DETECTOR_INPUT_SIZE });
+    }
+    this.ssd ??= new SsdMobilenetV1(this.weights("ssd_mobilenetv1_model"));
+    return this.ssd.detect(photo.pixels, { minConfidence: this.minConfidence });
+  }
+
   /** Every face in the photo with its landmarks, best detector score first. */
   detect(photo: Photo): DetectedFace[] {
-    this.detector ??= new SsdMobilenetV1(this.weights("ssd_mobilenetv1_model"));
+    const boxes = this.locate(photo);
     this.landmarker ??= new FaceLandmark68Net(this.weights("face_landmark_68_model"));
-    const boxes = this.detector.detect(photo.pixels, { minConfidence: this.minConfidence });
     return boxes.flatMap((box) => {
       const crop = clippedBox(box, photo.width, photo.height);
       if (crop.width <= 0 || crop.height <= 0) return [];
@@ -88,7 +122,8 @@ export class FaceAnalyzer {
   }
 
   dispose(): void {
-    this.detector?.dispose();
+    this.ssd?.dispose();
+    this.tiny?.dispose();
     this.landmarker?.dispose();
     this.recognizer?.dispose();
   }

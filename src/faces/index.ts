@@ -3,7 +3,7 @@
  * networks of src/models/faces/.
  */
 export { readPhoto, type Photo } from "./photo.js";
-export { FaceAnalyzer, type AnalyzerOptions, type DetectedFace } from "./analyzer.js";
+export { FACE_DETECTORS, FaceAnalyzer, type AnalyzerOptions, type DetectedFace, type FaceDetectorName } from "./analyzer.js";
 export { celebaHqSquare, descriptorChip, eyeCentres, squareSide, warpSquare, type Point, type Square } from "./align.js";
 export {
   chooseFace, cropFace, facesLeftToRight, FRAMINGS, preprocessFacePhoto, type CropOptions, type FaceCrop, type Framing,

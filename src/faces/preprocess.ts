@@ -2,7 +2,7 @@
  * The face preprocessing step personalisation and evaluation share: a raw photo (phone photo, group photo, any
  * orientation) → one aligned square face crop in the framing the model was trained on.
  *
- * photo (EXIF orientation applied) → faces (SSD MobileNet V1) with 68 landmarks → the largest face (box area),
+ * photo (EXIF orientation applied) → faces (the analyzer's detector) with 68 landmarks → the largest face (box area),
  * or the one `face` names (faces counted from 0, left to right in the photo) → the CelebA-HQ square from the eye
  * and mouth landmarks (align.ts) → size × size pixels. Framing "none" is the mini-world's: its renders are already
  * aligned crops, so the photo is only resized (cover, centre, Lanczos) and nothing is detected.
@@ -55,9 +55,9 @@ export function facesLeftToRight(faces: readonly DetectedFace[]): DetectedFace[]
 const describeBox = (f: DetectedFace, i: number): string =>
   `#${i} ${Math.round(f.box.width)}×${Math.round(f.box.height)} px at (${Math.round(f.box.x)}, ${Math.round(f.box.y)}), score ${f.score.toFixed(2)}`;
 
-/** Picks the face a crop is made of; the error names the photo and the faces found. */
-export function chooseFace(file: string, faces: readonly DetectedFace[], minConfidence: number, index?: number): { face: DetectedFace; index: number } {
-  if (faces.length === 0) throw new Error(`${file}: no face found (SSD MobileNet V1 face detector, score threshold ${minConfidence})`);
+/** Picks the face a crop is made of; the error names the photo, the detector (detectorLabel) and the faces found. */
+export function chooseFace(file: string, faces: readonly DetectedFace[], detectorLabel: string, index?: number): { face: DetectedFace; index: number } {
+  if (faces.length === 0) throw new Error(`${file}: no face found (${detectorLabel})`);
   const ordered = facesLeftToRight(faces);
   if (index !== undefined) {
     if (!Number.isInteger(index) || index < 0 || index >= ordered.length) {
@@ -73,10 +73,10 @@ export function chooseFace(file: string, faces: readonly DetectedFace[], minConf
 }
 
 /** The aligned crop of one face of an already read photo. */
-export function cropFace(photo: Photo, faces: readonly DetectedFace[], analyzer: Pick<FaceAnalyzer, "minConfidence">, options: CropOptions = {}): FaceCrop {
+export function cropFace(photo: Photo, faces: readonly DetectedFace[], analyzer: Pick<FaceAnalyzer, "detectorLabel">, options: CropOptions = {}): FaceCrop {
   const size = options.size ?? 512;
   const minCropSide = options.minCropSide ?? size / 4;
-  const { face, index } = chooseFace(photo.file, faces, analyzer.minConfidence, options.face);
+  const { face, index } = chooseFace(photo.file, faces, analyzer.detectorLabel, options.face);
   const square = celebaHqSquare(face.landmarks);
   const side = squareSide(square);
   if (side < minCropSide) {

@@ -1,6 +1,6 @@
 /**
  * Stable Diffusion's models: CLIP tokenizer and text encoder, UNet, VAE, noise schedulers, and loading
- * diffusers/transformers checkpoints; the image encoders (CLIP's vision tower, DINOv2) and their image processors.
+ * diffusers/transformers checkpoints; the image encoders (CLIP's vision tower, DINOv2, ViT) and their image processors.
  */
 export * from "./clip/tokenizer.js";
 export * from "./schedulers/index.js";
@@ -20,5 +20,6 @@ export {
   CLIPImageProcessor, ImageProcessorConfigError, parseImageProcessorConfig, type ImageProcessorConfig, type RgbInput,
 } from "./clip/image-processor.js";
 export * from "./dinov2/index.js";
+export * from "./vit/index.js";
 export * from "./unet/index.js";
 export * from "./vae/index.js";

@@ -91,6 +91,11 @@ export class Progress {
     return this.done;
   }
 
+  /** The count this run's rate is measured from (steps done before it, or skipped by it, are left out). */
+  get countedFrom(): number {
+    return this.startCount;
+  }
+
   /** Advances by n steps; `info` (e.g. "loss 0.123") is shown after the bar. */
   tick(n = 1, info = ""): void {
     this.moveTo(this.done + n, info);
@@ -136,14 +141,17 @@ export interface ProgressBarsOptions {
 
 /**
  * A reporter that draws the loops' reports as bars (the CLI's): one bar at a time, a new one whenever the
- * label or the total changes or the count goes back. A loop's first report (nothing done yet in this run)
+ * label or the total changes, the count goes back, or a report restarts the rate (start = done). A loop's first report (nothing done yet in this run)
  * starts the bar's clock and draws nothing, as a bar made before the loop would.
  */
 export function progressBars(options: ProgressBarsOptions = {}): ProgressReporter {
   let bar: Progress | null = null;
   return (update) => {
     const info = update.note ?? (update.loss === undefined ? "" : `loss ${update.loss.toFixed(4)}`);
-    if (bar === null || bar.label !== update.label || bar.total !== update.total || update.done < bar.count) {
+    // A report with start = done above the bar's own start says "the rate starts again here" (a loop whose earlier
+    // work was of another kind, e.g. the evaluation's images after a method's training): a new bar, a new clock.
+    const restarts = bar !== null && update.start !== undefined && update.start === update.done && update.start > bar.countedFrom;
+    if (bar === null || restarts || bar.label !== update.label || bar.total !== update.total || update.done < bar.count) {
       const start = Math.min(update.start ?? update.done, update.done);
       bar = new Progress({ ...options, label: update.label, total: update.total, start });
       if (update.done === start) return;

@@ -19,6 +19,7 @@ import { INSPECT_SPEC } from "../../src/cli/inspect.js";
 import { PREDICT_SPEC, TRAIN_HYPERNET_SPEC } from "../../src/cli/hypernetwork.js";
 import { MINIWORLD_COMMANDS } from "../../src/cli/miniworld.js";
 import { PERSONALIZE_SPEC } from "../../src/cli/personalize.js";
+import { SCORE_SPEC } from "../../src/cli/score.js";
 import { SERVE_SPEC } from "../../src/cli/serve.js";
 import { TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC } from "../../src/cli/train.js";
 import { defaultConfig } from "../../src/dreambooth/config.js";
@@ -32,10 +33,10 @@ const run = (...args: string[]): { status: number | null; stdout: string; stderr
 };
 
 /** Every command the CLI has, as typed after `hdb` (a new command must be added here and to `hdb --help`). */
-const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "serve", "faces detect", "faces crop", "faces compare", "miniworld render",
+const EXPECTED = ["info", "demo", "engine-check", "generate", "train-lidb", "train-lora", "train-hypernet", "predict", "personalize", "inspect", "export", "eval", "score", "serve", "faces detect", "faces crop", "faces compare", "miniworld render",
   "miniworld build", "miniworld metrics", "miniworld quality", "miniworld dreambooth", "miniworld lidb-set", "miniworld encoder", "miniworld hypernetwork", "miniworld personalize", "miniworld vocab", "miniworld styles", "miniworld describe", "build-engine"];
 const SPECS: readonly CommandSpec[] = [INFO_SPEC, DEMO_SPEC, ENGINE_CHECK_SPEC, GENERATE_SPEC, TRAIN_LIDB_SPEC, TRAIN_LORA_SPEC, TRAIN_HYPERNET_SPEC, PREDICT_SPEC, PERSONALIZE_SPEC,
-  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, SERVE_SPEC, ...FACES_COMMANDS, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC];
+  INSPECT_SPEC, EXPORT_SPEC, EVAL_SPEC, SCORE_SPEC, SERVE_SPEC, ...FACES_COMMANDS, ...MINIWORLD_COMMANDS, BUILD_ENGINE_SPEC];
 
 /** The command names listed under "commands:" in a group help. */
 function listed(help: string): string[] {

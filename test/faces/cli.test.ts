@@ -1,7 +1,8 @@
 /**
  * `hdb faces detect|crop|compare` run as a user runs them (the compiled CLI in a child process) on a real group
  * photo: the preview PNG and faces.json, the aligned crops and crops.json, the similarity of a face with itself
- * and with another person, and a photo without a face failing with one line naming it.
+ * and with another person, and a photo without a face failing with one line naming it; the same with
+ * --detector tiny, and --input-size's errors.
  */
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
@@ -53,10 +54,32 @@ test("hdb faces detect, crop and compare on a real group photo", async () => {
   assert.ok(similarity[0]![1]! > 0.97, `one face cropped at two sizes: similarity ${similarity[0]![1]}`);
   assert.ok(similarity[0]![2]! < similarity[0]![1]! - 0.02, `two people: ${similarity[0]![2]} vs the same face ${similarity[0]![1]}`);
 
+  // The Tiny Face Detector: the same four people (its boxes are wider; it may add an overlapping box), landmarks on each.
+  const tiny = run("detect", group, "--detector", "tiny", "--input-size", "608", "--json");
+  assert.equal(tiny.status, 0, String(tiny.stderr));
+  const tinyFaces = (JSON.parse(String(tiny.stdout)) as { faces: { box: { x: number; width: number }; landmarks: number[][] }[] }[])[0]!.faces;
+  assert.ok(tinyFaces.length >= 4 && tinyFaces.every((f) => f.landmarks.length === 68), `${tinyFaces.length} faces`);
+  for (const ssdFace of records[0]!.faces) {
+    const [cx] = ssdFace.landmarks[30]!; // the nose tip
+    assert.ok(tinyFaces.some((f) => f.box.x <= cx! && cx! <= f.box.x + f.box.width), `no tiny box around the face at x ${cx}`);
+  }
+  const badSize = run("detect", group, "--detector", "tiny", "--input-size", "400");
+  assert.notEqual(badSize.status, 0);
+  assert.match(String(badSize.stderr), /--input-size must be a multiple of 32 \(320, 416, 608, …\), got 400/);
+  const ssdSize = run("detect", group, "--input-size", "320");
+  assert.notEqual(ssdSize.status, 0);
+  assert.match(String(ssdSize.stderr), /--input-size is --detector tiny's setting/);
+  const tinyCrop = run("crop", group, "--detector", "tiny", "--face", "1", "--size", "128", "--out", join(dir, "tiny"));
+  assert.equal(tinyCrop.status, 0, String(tinyCrop.stderr));
+  assert.match(String(tinyCrop.stdout), /face #1 of [45]/);
+
   const wall = join(dir, "wall.png");
   await sharp(demoPhoto(5)).rotate().extract({ left: 0, top: 0, width: 360, height: 300 }).png().toFile(wall);
   const failed = run("crop", wall, "--out", join(dir, "none"));
   assert.notEqual(failed.status, 0);
-  assert.match(String(failed.stderr), /wall\.png: no face found/);
+  assert.match(String(failed.stderr), /wall\.png: no face found \(SSD MobileNet V1 face detector, score threshold 0\.5\)/);
+  const failedTiny = run("compare", wall, group, "--detector", "tiny");
+  assert.notEqual(failedTiny.status, 0);
+  assert.match(String(failedTiny.stderr), /wall\.png: no face found \(Tiny Face Detector at 416 px, score threshold 0\.5\)/);
   assert.equal(existsSync(join(dir, "none", "wall.png")), false);
 });

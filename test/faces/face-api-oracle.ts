@@ -36,13 +36,18 @@ export interface FaceApi {
     };
     faceLandmark68Net: Net & { detectLandmarks(input: TfTensor): Promise<{ positions: { x: number; y: number }[] }> };
     faceRecognitionNet: Net & { computeFaceDescriptor(input: TfTensor): Promise<Float32Array> };
+    tinyFaceDetector: Net & {
+      locateFaces(input: TfTensor, options: unknown): Promise<{ score: number; box: { x: number; y: number; width: number; height: number } }[]>;
+      forward(input: TfTensor, inputSize: number): Promise<TfTensor>;
+    };
   };
   SsdMobilenetv1Options: new (options: { minConfidence?: number; maxResults?: number }) => unknown;
+  TinyFaceDetectorOptions: new (options: { inputSize?: number; scoreThreshold?: number }) => unknown;
 }
 
 let loaded: Promise<FaceApi> | undefined;
 
-/** face-api on the TF.js CPU backend with its three networks loaded from the package's model/ folder (once). */
+/** face-api on the TF.js CPU backend with its four networks loaded from the package's model/ folder (once). */
 export function faceApiOracle(): Promise<FaceApi> {
   loaded ??= (async () => {
     const require = createRequire(import.meta.url);
@@ -55,6 +60,7 @@ export function faceApiOracle(): Promise<FaceApi> {
     await faceapi.nets.ssdMobilenetv1.loadFromDisk(models);
     await faceapi.nets.faceLandmark68Net.loadFromDisk(models);
     await faceapi.nets.faceRecognitionNet.loadFromDisk(models);
+    await faceapi.nets.tinyFaceDetector.loadFromDisk(models);
     return faceapi;
   })();
   return loaded;

@@ -6,7 +6,10 @@
  *  - weights: the dequantised tensors equal face-api's loaded parameters bit for bit; the cache gives them back;
  *  - detector: the same faces (same count, order), box corners within 0.01 px of the photo, scores within 1e-5;
  *  - landmarks: on the oracle's face crops, every point within 0.005 px of the crop;
- *  - descriptors: on the same crops, every component within 1e-5 (values are ~0.1), cosine > 0.99999.
+ *  - descriptors: on the same crops, every component within 1e-5 (values are ~0.1), cosine > 0.99999;
+ *  - Tiny Face Detector: the raw grid outputs within 1e-3, and on the six demo photos at input sizes 416 (and
+ *    320, 608 on two of them, and a 0.2 threshold on one) the same faces in the same order, box corners within
+ *    0.01 px, scores within 1e-5.
  */
 import assert from "node:assert/strict";
 import { mkdtempSync, readdirSync, rmSync } from "node:fs";
@@ -15,7 +18,8 @@ import { join } from "node:path";
 import { test } from "node:test";
 import { fromBytes, tidy, zeros, type Tensor } from "../../src/engine/index.js";
 import {
-  decodeTfjsWeights, faceApiModelDir, FaceLandmark68Net, FaceRecognitionNet, loadFaceApiWeights, SsdMobilenetV1,
+  decodeTfjsWeights, faceApiModelDir, FaceLandmark68Net, FaceRecognitionNet, loadFaceApiWeights, SsdMobilenetV1, TinyFaceDetector,
+  toBatchTensor,
 } from "../../src/models/faces/index.js";
 import { demoPhoto, faceApiOracle, photoPixels, toTf, type TfTensor } from "./face-api-oracle.js";
 
@@ -24,6 +28,10 @@ const BOX_TOLERANCE_PX = 0.01;
 const SCORE_TOLERANCE = 1e-5;
 const LANDMARK_TOLERANCE_PX = 0.005;
 const DESCRIPTOR_TOLERANCE = 1e-5;
+// Tiny Face Detector, measured (2026-12-05, 6 demo photos at 416 + 2 at 320 and 608 + 1 at threshold 0.2):
+// 38 faces, raw outputs 3.05e-5, box corners 6.4e-5 px, scores 2.6e-7.
+const TINY_RAW_TOLERANCE = 1e-3;
+const TINY_BOX_TOLERANCE_PX = 0.01;
 
 const cache = mkdtempSync(join(tmpdir(), "hdb-face-cache-"));
 process.on("exit", () => rmSync(cache, { recursive: true, force: true }));
@@ -115,6 +123,62 @@ test("SSD MobileNet V1, 68-point landmarks and the descriptor match face-api on 
   recognition.dispose();
 });
 
+test("the Tiny Face Detector matches face-api on the demo photos at input sizes 320, 416 and 608", async () => {
+  const faceapi = await faceApiOracle();
+  const weights = loadFaceApiWeights("tiny_face_detector_model", { cacheDir: cache });
+  const params = (faceapi.nets.tinyFaceDetector as unknown as { params: { conv8: { filters: TfTensor } } }).params;
+  assert.deepEqual(Array.from(weights.tensors.get("conv8/filters")!.data() as Float32Array), Array.from(params.conv8.filters.dataSync()));
+  const tiny = new TinyFaceDetector(weights);
+  const runs: { photo: number; inputSize: number; scoreThreshold: number }[] = [
+    ...[1, 2, 3, 4, 5, 6].map((photo) => ({ photo, inputSize: 416, scoreThreshold: 0.5 })),
+    ...[1, 6].flatMap((photo) => [320, 608].map((inputSize) => ({ photo, inputSize, scoreThreshold: 0.5 }))),
+    { photo: 2, inputSize: 416, scoreThreshold: 0.2 },
+  ];
+  let worstRaw = 0;
+  let worstBox = 0;
+  let worstScore = 0;
+  let faces = 0;
+  for (const { photo, inputSize, scoreThreshold } of runs) {
+    const image = await photoPixels(demoPhoto(photo));
+    const tfImage = toTf(faceapi, image);
+    using pixels = pixelsTensor(image);
+    if (faces === 0) {
+      // The network itself: the raw (tx, ty, tw, th, objectness) grid, NHWC in TF.js.
+      const wantRaw = await faceapi.nets.tinyFaceDetector.forward(tfImage, inputSize);
+      const want = Array.from(wantRaw.dataSync());
+      wantRaw.dispose();
+      const got = tidy(() => Array.from(tiny.forward(toBatchTensor(pixels, inputSize, false)).permute(0, 2, 3, 1).contiguous().data() as Float32Array));
+      assert.equal(got.length, want.length);
+      got.forEach((v, k) => (worstRaw = Math.max(worstRaw, Math.abs(v - want[k]!))));
+    }
+    const expected = await faceapi.nets.tinyFaceDetector.locateFaces(tfImage, new faceapi.TinyFaceDetectorOptions({ inputSize, scoreThreshold }));
+    tfImage.dispose();
+    const found = tiny.detect(pixels, { inputSize, scoreThreshold });
+    const what = `sample${photo}.jpg at ${inputSize} px, threshold ${scoreThreshold}`;
+    assert.equal(found.length, expected.length, `${what}: ${found.length} faces vs face-api's ${expected.length}`);
+    assert.ok(found.length >= 1, `${what}: a photo of people, no face found`);
+    for (const [i, want] of expected.entries()) {
+      const got = found[i]!;
+      worstScore = Math.max(worstScore, Math.abs(got.score - want.score));
+      assert.ok(Math.abs(got.score - want.score) <= SCORE_TOLERANCE, `${what} face ${i}: score ${got.score} vs ${want.score}`);
+      const corners = [
+        [got.x, want.box.x], [got.y, want.box.y], [got.x + got.width, want.box.x + want.box.width], [got.y + got.height, want.box.y + want.box.height],
+      ] as const;
+      for (const [a, b] of corners) worstBox = Math.max(worstBox, Math.abs(a - b));
+      faces++;
+    }
+  }
+  console.log(`# tiny parity: ${runs.length} runs, ${faces} faces; worst raw output ${worstRaw.toExponential(2)}, box corner ${worstBox.toExponential(2)} px, score ${worstScore.toExponential(2)}`);
+  assert.ok(worstRaw <= TINY_RAW_TOLERANCE, `raw outputs differ by up to ${worstRaw}`);
+  assert.ok(worstBox <= TINY_BOX_TOLERANCE_PX, `box corners differ by up to ${worstBox} px`);
+  using small = zeros([40, 30, 3]);
+  assert.throws(() => tiny.detect(small, { inputSize: 400 }), /inputSize must be a positive multiple of 32 \(320, 416, 608, …\), got 400/);
+  assert.throws(() => tiny.detect(small, { scoreThreshold: 1 }), /scoreThreshold must be in \(0, 1\), got 1/);
+  assert.throws(() => tiny.forward(zeros([1, 3, 100, 100])), /TinyFaceDetector: expected \(N, 3, S, S\) pixels with S a multiple of 32, got \[1, 3, 100, 100\]/);
+  tiny.dispose();
+  tiny.dispose();
+});
+
 test("face-api weights: a truncated shard, a missing weight and a wrong shape are errors naming the file, key and shape", async () => {
   const { copyFileSync, readFileSync, writeFileSync } = await import("node:fs");
   const broken = mkdtempSync(join(tmpdir(), "hdb-face-broken-"));
@@ -131,6 +195,7 @@ test("face-api weights: a truncated shard, a missing weight and a wrong shape ar
     weights.tensors.delete("fc/bias");
     assert.throws(() => new FaceLandmark68Net(weights), /weight fc\/bias is missing \(the face_landmark_68_model network needs it, shape \[136\]\)/);
     assert.throws(() => new FaceRecognitionNet(weights), /weight conv32_down\/conv\/filters is missing/);
+    assert.throws(() => new TinyFaceDetector(weights), /face_landmark_68_model-weights_manifest\.json: weight conv0\/filters is missing \(the face_landmark_68_model network needs it, shape \[3, 3, 3, 16\]\)/);
     weights.tensors.get("fc/weights")!.dispose();
     weights.tensors.set("fc/weights", zeros([136, 256]));
     weights.tensors.set("fc/bias", zeros([136]));

@@ -13,6 +13,7 @@ import { defaultConfig, resolveConfig, TrainingConfigError } from "../../src/dre
 import { baseModelRecipe, DEFAULT_BASE_MODEL_RECIPE } from "../../src/miniworld/base-model/config.js";
 import { CLIPTextConfigError, parseCLIPTextConfig } from "../../src/models/clip/text-config.js";
 import { CLIPTextModel } from "../../src/models/clip/text-encoder.js";
+import { parseCLIPVisionConfig } from "../../src/models/clip/vision-config.js";
 import { resolveConfig as resolveSchedulerConfig, SCHEDULER_DEFAULTS, SchedulerError } from "../../src/models/schedulers/index.js";
 import { resolveUNet2DConditionConfig, UNet2DConditionConfigError, UNet2DConditionModel } from "../../src/models/unet/index.js";
 import { AutoencoderKL, AutoencoderKLConfigError, resolveAutoencoderKLConfig } from "../../src/models/vae/index.js";
@@ -70,8 +71,13 @@ test("CLIP text config.json: flat and nested (text_config.<key>), and the file's
   throwsNaming(() => CLIPTextModel.fromPretrained(dir), CLIPTextConfigError, new RegExp(`^${join(dir, "config.json").replaceAll("/", "\\/")}: num_attention_heads must be a positive integer, got 0$`));
   throwsNaming(() => parseCLIPTextConfig({ model_type: "clip", text_config: { attention_dropout: 2 } }, "cfg.json"), CLIPTextConfigError,
     /^cfg\.json: text_config\.attention_dropout must be a number in \[0, 1\], got 2$/);
-  throwsNaming(() => parseCLIPTextConfig({ model_type: "clip", text_config: {}, text_config_dict: {} }, "cfg.json"), CLIPTextConfigError,
-    /^cfg\.json: text_config_dict must be absent \(the legacy key is not supported; move its entries into text_config\), got \{\}$/);
+  // A legacy dict is ignored, as transformers' CLIPTextConfig/CLIPVisionConfig.from_pretrained ignore it (checked with
+  // transformers 5.23: text_config's 48 wins over text_config_dict's 64 for the towers; only CLIPConfig takes the 64).
+  assert.equal(parseCLIPTextConfig({ model_type: "clip", text_config: { hidden_size: 48, num_attention_heads: 4 }, text_config_dict: { hidden_size: 64, num_attention_heads: 4 } }).hidden_size, 48);
+  assert.equal(parseCLIPVisionConfig({ model_type: "clip", vision_config: { hidden_size: 48, num_attention_heads: 4 }, vision_config_dict: { hidden_size: 64, num_attention_heads: 4 } }).hidden_size, 48);
+  // openai/clip-vit-base-patch32's config.json writes the legacy keys as null: absent.
+  assert.equal(parseCLIPTextConfig({ model_type: "clip", text_config: { hidden_size: 48, num_attention_heads: 4 }, text_config_dict: null, vision_config_dict: null }).hidden_size, 48);
+  assert.equal(parseCLIPVisionConfig({ model_type: "clip", vision_config: { hidden_size: 48, num_attention_heads: 4 }, vision_config_dict: null, text_config_dict: null }).hidden_size, 48);
   const config = parseCLIPTextConfig({ hidden_size: 64, num_attention_heads: 4, architectures: ["CLIPTextModel"], torch_dtype: "float32" });
   assert.deepEqual([config.hidden_size, config.intermediate_size, config.hidden_act, config.eos_token_id], [64, 2048, "quick_gelu", 49407]);
   assert.ok(!("architectures" in config) && !("model_type" in config));

@@ -108,3 +108,18 @@ test("progressBars: steps resumed mid-run (an identity restarting from its check
   report({ label: "train-lidb", done: 82, total: 200, start: 80 });
   assert.equal(f.lines.at(-1), "train-lidb [##########--------------] 82/200 1.00/s ETA 1m58s");
 });
+
+test("progressBars: a report with start = done restarts the rate on the same bar (the evaluation's images after a pause)", () => {
+  const f = fixture();
+  const report = progressBars({ stream: f.stream, clock: f.clock, logEverySeconds: 0 });
+  report({ label: "images", done: 0, total: 100, start: 0 });
+  f.advance(10_000);
+  report({ label: "images", done: 10, total: 100, start: 0 });
+  assert.equal(f.lines.at(-1), "images [##----------------------] 10/100 1.00/s ETA 1m30s");
+  // Ten minutes of other work (a method's training), then the images go on: the pause is not image time.
+  f.advance(600_000);
+  report({ label: "images", done: 10, total: 100, start: 10 });
+  f.advance(2000);
+  report({ label: "images", done: 14, total: 100, start: 0 });
+  assert.equal(f.lines.at(-1), "images [###---------------------] 14/100 2.00/s ETA 43s");
+});

@@ -172,8 +172,8 @@ function readProcessorConfig(dir: string): ImageProcessorConfig {
   return parseImageProcessorConfig(readComponentConfig(dir, PREPROCESSOR_CONFIG), join(dir, PREPROCESSOR_CONFIG));
 }
 
-/** An RGB input as uint8 [3, H, W] (checked). */
-function toChannelsFirst(image: RgbInput, index: number): Tensor {
+/** An RGB input as uint8 [3, H, W] (checked; `index` names the image in errors). Shared with ViTImageProcessor. */
+export function toChannelsFirst(image: RgbInput, index: number): Tensor {
   if ("data" in image && !("handle" in image)) {
     const { width, height, data } = image;
     if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1 || data.length !== width * height * 3) {

@@ -69,7 +69,12 @@ export type CLIPTextConfig = z.output<typeof clipTextConfigSchema>;
  */
 const nestedClipConfigSchema = z.object({
   text_config: z.preprocess((value) => value ?? {}, clipTextConfigSchema),
-  text_config_dict: z.undefined({ error: "absent (the legacy key is not supported; move its entries into text_config)" }).optional(),
+  /**
+   * The legacy key (null in openai/clip-vit-base-patch32, a full dict in older CLIPConfigs such as
+   * openai/clip-vit-large-patch14's) is ignored, as transformers' per-tower `from_pretrained` ignores it: only a whole
+   * CLIPConfig lets it override text_config.
+   */
+  text_config_dict: z.unknown().optional(),
 }).transform(({ text_config }) => text_config);
 
 /** transformers 5.23's CLIPTextConfig defaults. */

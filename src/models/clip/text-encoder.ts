@@ -402,17 +402,24 @@ function placementOf(options: FromPretrainedOptions): ModelPlacement {
  * Loads the folder's weights into `module`. A stored position_ids buffer (checkpoints of transformers < 4.31,
  * SD1.5's among them) is ignored, as transformers ignores it: the buffer is always [0, 1, …].
  */
-function loadInto(module: Module, componentDir: string, options: FromPretrainedOptions): void {
+function loadInto(module: Module, componentDir: string, options: FromPretrainedOptions, fullModel = false): void {
+  // A full CLIPModel's vision tower, visual projection and logit scale are ignored, as transformers ignores them.
+  const full = fullModel ? [/^vision_model\./, /^visual_projection\./, /^logit_scale$/] : [];
   loadPretrainedWeights(module, componentDir, {
     ...placementOf(options),
     ...(options.variant === undefined ? {} : { variant: options.variant }),
-    ignoreUnexpected: [/^(text_model\.)?embeddings\.position_ids$/],
+    ignoreUnexpected: [/^(text_model\.)?embeddings\.position_ids$/, ...full],
   });
+}
+
+/** Whether a parsed config.json is a full CLIPConfig (text and vision towers). */
+function isFullClipConfig(raw: Record<string, unknown>): boolean {
+  return raw.model_type === "clip" || "text_config" in raw;
 }
 
 function readTextConfig(componentDir: string): CLIPTextConfig {
   const raw = readComponentConfig(componentDir);
-  if (raw.model_type === "clip" || "text_config" in raw) {
+  if (isFullClipConfig(raw)) {
     throw new ModelLoadingError(
       `${join(componentDir, "config.json")} describes a full CLIPModel (text and vision towers); ` +
         "only text-encoder folders (model_type \"clip_text_model\") are loaded",
@@ -481,10 +488,21 @@ export class CLIPTextModelWithProjection extends Module {
     return hiddenStates ? { textEmbeds, lastHiddenState, hiddenStates } : { textEmbeds, lastHiddenState };
   }
 
-  /** Builds the model from a folder saved by transformers' CLIPTextModelWithProjection, in eval mode. */
+  /**
+   * Builds the model, in eval mode, from a folder saved by transformers' CLIPTextModelWithProjection or from a full
+   * CLIPModel folder (openai/clip-vit-large-patch14, as the CLIP-T metric of HyperDreamBooth §5 loads it: its
+   * text_config, the text tower and text_projection; the rest ignored, as transformers' from_pretrained does).
+   */
   static fromPretrained(componentDir: string, options: FromPretrainedOptions = {}): CLIPTextModelWithProjection {
-    const model = new CLIPTextModelWithProjection(readTextConfig(componentDir), placementOf(options));
-    loadInto(model, componentDir, options);
+    const raw = readComponentConfig(componentDir);
+    const full = isFullClipConfig(raw);
+    const model = new CLIPTextModelWithProjection(parseCLIPTextConfig(raw, join(componentDir, "config.json")), placementOf(options));
+    try {
+      loadInto(model, componentDir, options, full);
+    } catch (error) {
+      model.dispose();
+      throw error;
+    }
     return model.eval();
   }
 }

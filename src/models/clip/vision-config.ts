@@ -59,7 +59,12 @@ export type CLIPVisionConfig = z.output<typeof clipVisionConfigSchema>;
 /** A full CLIPConfig: its `vision_config` (missing or null: all defaults) is the config. */
 const nestedClipConfigSchema = z.object({
   vision_config: z.preprocess((value) => value ?? {}, clipVisionConfigSchema),
-  vision_config_dict: z.undefined({ error: "absent (the legacy key is not supported; move its entries into vision_config)" }).optional(),
+  /**
+   * The legacy key (null in openai/clip-vit-base-patch32, a full dict in older CLIPConfigs such as
+   * openai/clip-vit-large-patch14's) is ignored, as transformers' per-tower `from_pretrained` ignores it: only a whole
+   * CLIPConfig lets it override vision_config.
+   */
+  vision_config_dict: z.unknown().optional(),
 }).transform(({ vision_config }) => vision_config);
 
 /** transformers 5.23's CLIPVisionConfig defaults. */

@@ -16,11 +16,12 @@ import { cat, matmul } from "../../engine/functional.js";
 import { tensor } from "../../engine/creation.js";
 import { tidy } from "../../engine/lifetime.js";
 import type { Tensor } from "../../engine/tensor.js";
-import { addChannels, avgPoolValid, depthwiseToOihw, hwioToOihw, subChannels, tfConv2d, toBatchTensor } from "./tf-ops.js";
+import {
+  addChannels, avgPoolValid, depthwiseToOihw, FACE_API_MEAN_RGB, FaceNetwork, hwioToOihw, normalizeMeanRgb, tfConv2d, toBatchTensor,
+} from "./tf-ops.js";
 import { weight, type TfjsWeights } from "./tfjs-weights.js";
 
 export const LANDMARK_INPUT_SIZE = 112;
-const MEAN_RGB = [122.782, 117.001, 104.298] as const;
 
 interface SeparableConv {
   depthwise: Tensor;
@@ -32,17 +33,14 @@ interface DenseBlock {
   convs: SeparableConv[];
 }
 
-export class FaceLandmark68Net {
+export class FaceLandmark68Net extends FaceNetwork {
   private readonly blocks: DenseBlock[];
   private readonly fcWeights: Tensor;
   private readonly fcBias: Tensor;
-  private readonly owned: Tensor[] = [];
 
   constructor(weights: TfjsWeights) {
-    const own = (t: Tensor): Tensor => {
-      this.owned.push(t);
-      return t;
-    };
+    super();
+    const own = (t: Tensor): Tensor => this.own(t);
     const separable = (prefix: string, cin: number, cout: number): SeparableConv => ({
       depthwise: own(depthwiseToOihw(weight(weights, `${prefix}/depthwise_filter`, [3, 3, cin, 1]))),
       pointwise: own(hwioToOihw(weight(weights, `${prefix}/pointwise_filter`, [1, 1, cin, cout]))),
@@ -65,7 +63,7 @@ export class FaceLandmark68Net {
       throw new Error(`FaceLandmark68Net: expected (N, 3, ${LANDMARK_INPUT_SIZE}, ${LANDMARK_INPUT_SIZE}) pixels, got [${pixels.shape.join(", ")}]`);
     }
     return tidy(() => {
-      let out = subChannels(pixels.to("float32"), tensor([...MEAN_RGB])).div(255);
+      let out = normalizeMeanRgb(pixels, FACE_API_MEAN_RGB);
       for (const block of this.blocks) out = denseBlock4(out, block);
       const pooled = avgPoolValid(out, 7, 2);
       // NHWC flattening order (a 1×1 map here, so the channels alone).
@@ -94,10 +92,6 @@ export class FaceLandmark68Net {
       });
       return cat(rows.map((r) => r.unsqueeze(0)), 0);
     });
-  }
-
-  dispose(): void {
-    for (const t of this.owned) t.dispose();
   }
 }
 

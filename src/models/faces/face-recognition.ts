@@ -15,14 +15,15 @@
  */
 import { cat, matmul, pad } from "../../engine/functional.js";
 import { tidy } from "../../engine/lifetime.js";
-import { tensor, zerosLike } from "../../engine/creation.js";
+import { zerosLike } from "../../engine/creation.js";
 import type { Tensor } from "../../engine/tensor.js";
-import { addChannels, avgPoolValid, hwioToOihw, maxPoolValid, mulChannels, subChannels, tfConv2d, toBatchTensor } from "./tf-ops.js";
+import {
+  addChannels, avgPoolValid, FACE_API_MEAN_RGB, FaceNetwork, hwioToOihw, maxPoolValid, mulChannels, normalizeMeanRgb, tfConv2d, toBatchTensor,
+} from "./tf-ops.js";
 import { weight, type TfjsWeights } from "./tfjs-weights.js";
 
 /** The descriptor's input side. */
 export const FACE_DESCRIPTOR_SIZE = 150;
-const MEAN_RGB = [122.782, 117.001, 104.298] as const;
 
 interface ConvScale {
   filters: Tensor;
@@ -40,23 +41,19 @@ const BLOCKS: readonly (readonly [string, number, number, boolean])[] = [
   ["conv256_down_out", 256, 256, true],
 ];
 
-export class FaceRecognitionNet {
+export class FaceRecognitionNet extends FaceNetwork {
   private readonly stem: ConvScale;
   private readonly blocks: { name: string; down: boolean; conv1: ConvScale; conv2: ConvScale }[];
   private readonly fc: Tensor;
-  private readonly owned: Tensor[] = [];
 
   constructor(weights: TfjsWeights) {
-    const convScale = (prefix: string, k: number, cin: number, cout: number): ConvScale => {
-      const filters = hwioToOihw(weight(weights, `${prefix}/conv/filters`, [k, k, cin, cout]));
-      this.owned.push(filters);
-      return {
-        filters,
-        bias: weight(weights, `${prefix}/conv/bias`, [cout]),
-        scaleWeights: weight(weights, `${prefix}/scale/weights`, [cout]),
-        scaleBiases: weight(weights, `${prefix}/scale/biases`, [cout]),
-      };
-    };
+    super();
+    const convScale = (prefix: string, k: number, cin: number, cout: number): ConvScale => ({
+      filters: this.own(hwioToOihw(weight(weights, `${prefix}/conv/filters`, [k, k, cin, cout]))),
+      bias: weight(weights, `${prefix}/conv/bias`, [cout]),
+      scaleWeights: weight(weights, `${prefix}/scale/weights`, [cout]),
+      scaleBiases: weight(weights, `${prefix}/scale/biases`, [cout]),
+    });
     this.stem = convScale("conv32_down", 7, 3, 32);
     this.blocks = BLOCKS.map(([name, cin, cout, down]) => ({
       name, down, conv1: convScale(`${name}/conv1`, 3, cin, cout), conv2: convScale(`${name}/conv2`, 3, cout, cout),
@@ -70,7 +67,7 @@ export class FaceRecognitionNet {
       throw new Error(`FaceRecognitionNet: expected (N, 3, ${FACE_DESCRIPTOR_SIZE}, ${FACE_DESCRIPTOR_SIZE}) pixels, got [${pixels.shape.join(", ")}]`);
     }
     return tidy(() => {
-      const normalized = subChannels(pixels.to("float32"), tensor([...MEAN_RGB])).div(255);
+      const normalized = normalizeMeanRgb(pixels, FACE_API_MEAN_RGB);
       let out = convLayer(normalized, this.stem, 2, "valid", true);
       out = maxPoolValid(out, 3, 2);
       for (const block of this.blocks) out = block.down ? residualDown(out, block.conv1, block.conv2) : residual(out, block.conv1, block.conv2);
@@ -86,10 +83,6 @@ export class FaceRecognitionNet {
   describe(crops: readonly Tensor[]): Tensor {
     if (crops.length === 0) throw new Error("FaceRecognitionNet.describe: no face crops given");
     return tidy(() => this.forward(cat(crops.map((c) => toBatchTensor(c, FACE_DESCRIPTOR_SIZE, true)), 0)));
-  }
-
-  dispose(): void {
-    for (const t of this.owned) t.dispose();
   }
 }
 

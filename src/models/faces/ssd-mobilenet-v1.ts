@@ -20,7 +20,7 @@ import { tensor } from "../../engine/creation.js";
 import { tidy } from "../../engine/lifetime.js";
 import { op } from "../../engine/dispatch.js";
 import { call, type Tensor } from "../../engine/tensor.js";
-import { addChannels, depthwiseToOihw, hwioToOihw, tfConv2d, toBatchTensor } from "./tf-ops.js";
+import { addChannels, depthwiseToOihw, FaceNetwork, hwioToOihw, tfConv2d, toBatchTensor } from "./tf-ops.js";
 import { weight, type TfjsWeights } from "./tfjs-weights.js";
 
 export const SSD_INPUT_SIZE = 512;
@@ -51,19 +51,16 @@ interface Pointwise { filters: Tensor; offset: Tensor }
 interface Depthwise { filters: Tensor; scale: Tensor; offset: Tensor; mean: Tensor; variance: Tensor }
 interface Predictor { boxFilters: Tensor; boxBias: Tensor; classFilters: Tensor; classBias: Tensor; anchors: number }
 
-export class SsdMobilenetV1 {
+export class SsdMobilenetV1 extends FaceNetwork {
   private readonly conv0: Pointwise;
   private readonly pairs: { depthwise: Depthwise; pointwise: Pointwise }[];
   private readonly prediction: Pointwise[];
   private readonly predictors: Predictor[];
   private readonly anchors: Tensor;
-  private readonly owned: Tensor[] = [];
 
   constructor(weights: TfjsWeights) {
-    const own = (t: Tensor): Tensor => {
-      this.owned.push(t);
-      return t;
-    };
+    super();
+    const own = (t: Tensor): Tensor => this.own(t);
     const pointwise = (prefix: string, k: number, cin: number, cout: number): Pointwise => ({
       filters: own(hwioToOihw(weight(weights, `${prefix}/weights`, [k, k, cin, cout]))),
       offset: weight(weights, `${prefix}/convolution_bn_offset`, [cout]),
@@ -95,8 +92,7 @@ export class SsdMobilenetV1 {
         anchors,
       };
     });
-    this.anchors = weight(weights, "Output/extra_dim", [1, -1, 4]).reshape(-1, 4);
-    this.owned.push(this.anchors);
+    this.anchors = own(weight(weights, "Output/extra_dim", [1, -1, 4]).reshape(-1, 4));
   }
 
   /** (N, 3, 512, 512) float RGB 0..255 → decoded boxes (N, 5118, 4) as face-api's [y0, x0, y1, x1] in [0, 1], scores (N, 5118). */
@@ -166,10 +162,6 @@ export class SsdMobilenetV1 {
         return { score: candidates[i]!.score, x: left * width, y: top * height, width: (right - left) * width, height: (bottom - top) * height };
       });
     });
-  }
-
-  dispose(): void {
-    for (const t of this.owned) t.dispose();
   }
 }
 

@@ -7,9 +7,12 @@
  *  - tf.image.resizeBilinear with alignCorners = halfPixelCenters = false (the legacy mapping src = dst · in/out,
  *    the lower neighbour ⌊src⌋, the upper min(⌈src⌉, in − 1), lerped as TF.js' CPU kernel does
  *    (tfjs-backend-cpu kernels/ResizeBilinear.ts): first along x on both rows, then along y, in float64);
- *  - face-api's padToSquare (ops/padToSquare.ts): zeros appended (and, centred, prepended) to the short side.
+ *  - face-api's padToSquare (ops/padToSquare.ts): zeros appended (and, centred, prepended) to the short side;
+ *  - tf.maxPool with "same" padding: the padded cells never win (padded with −∞ here);
+ *  - face-api's normalize (ops/normalize.ts) + ÷255, the mean RGB its networks subtract.
+ * And what every ported network shares: FaceNetwork, the owner of the tensors it derives from its weights.
  */
-import { arange } from "../../engine/creation.js";
+import { arange, tensor } from "../../engine/creation.js";
 import { avgPool2d, conv2d, pad, where } from "../../engine/functional.js";
 import { tidy } from "../../engine/lifetime.js";
 import { op } from "../../engine/dispatch.js";
@@ -153,4 +156,41 @@ export function avgPoolValid(x: Tensor, kernel: number, stride: number): Tensor 
 export function subChannels(x: Tensor, vector: Tensor): Tensor {
   using v = vector.reshape(1, -1, 1, 1);
   return x.sub(v);
+}
+
+/** tf.maxPool(x, kernel, stride, "same") on (N, C, H, W): TF's "same" padding, with −∞ so padded cells never win. */
+export function maxPoolSame(x: Tensor, kernel: number, stride: number): Tensor {
+  const [top, bottom] = samePadding(x.size(2), kernel, stride);
+  const [left, right] = samePadding(x.size(3), kernel, stride);
+  if (top === 0 && bottom === 0 && left === 0 && right === 0) return maxPoolValid(x, kernel, stride);
+  using padded = pad(x, [left, right, top, bottom], "constant", -Infinity);
+  return maxPoolValid(padded, kernel, stride);
+}
+
+/** The mean RGB face-api's landmark and descriptor networks subtract (FaceLandmark68NetBase, FaceRecognitionNet). */
+export const FACE_API_MEAN_RGB: readonly [number, number, number] = [122.782, 117.001, 104.298];
+
+/** face-api's normalize(x, meanRgb) then ÷255: (N, 3, H, W) pixels 0..255 → float32 (x − mean) / 255. */
+export function normalizeMeanRgb(pixels: Tensor, meanRgb: readonly [number, number, number]): Tensor {
+  return tidy(() => subChannels(pixels.to("float32"), tensor([...meanRgb])).div(255));
+}
+
+/**
+ * The base of the ported face networks: the tensors a network derives from its weights when it is built
+ * (filters transposed to OIHW, reshaped anchors) are its own, kept by own() and freed by dispose(); the weights
+ * it uses as loaded stay the TfjsWeights map's.
+ */
+export abstract class FaceNetwork {
+  private readonly derived: Tensor[] = [];
+
+  /** Takes ownership of a tensor made from the weights; returns it. */
+  protected own(t: Tensor): Tensor {
+    this.derived.push(t);
+    return t;
+  }
+
+  /** Frees the tensors this network made (twice is harmless). */
+  dispose(): void {
+    for (const t of this.derived.splice(0)) t.dispose();
+  }
 }

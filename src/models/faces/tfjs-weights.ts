@@ -43,7 +43,7 @@ const manifestSchema = z.array(z.object({ paths: z.array(z.string().min(1)).min(
 export type TfjsWeightSpec = z.infer<typeof weightSchema>;
 
 /** The face-api models this project reads. */
-export const FACE_API_MODELS = ["face_recognition_model", "face_landmark_68_model", "ssd_mobilenetv1_model"] as const;
+export const FACE_API_MODELS = ["face_recognition_model", "face_landmark_68_model", "ssd_mobilenetv1_model", "tiny_face_detector_model"] as const;
 export type FaceApiModelName = (typeof FACE_API_MODELS)[number];
 
 /** A model's dequantised weights by manifest name, and where they came from. */
