@@ -19,15 +19,16 @@
  */
 import { join } from "node:path";
 import { randn, zeros } from "../../engine/creation.js";
-import { cat, dropout, interpolate, linear, scaledDotProductAttention } from "../../engine/functional.js";
+import { cat, dropout, interpolate, linear } from "../../engine/functional.js";
 import { Conv2d, LayerNorm, Linear, Module, ModuleList, type Parameter } from "../../engine/nn/index.js";
 import type { Tensor } from "../../engine/tensor.js";
 import { clipActivation } from "../clip/text-config.js";
-import { inverseSqrt, type ModelPlacement } from "../clip/text-encoder.js";
+import type { ModelPlacement } from "../clip/text-encoder.js";
 import { checkGrid } from "../clip/vision-encoder.js";
 import { readComponentConfig } from "../loading/config.js";
 import { resolveComponentFolder, type ResolveOptions } from "../loading/resolve.js";
 import { loadPretrainedWeights } from "../loading/weights.js";
+import { ViTSelfAttention } from "../vit/vit.js";
 import { pair, parseDinov2Config, type Dinov2Config } from "./config.js";
 
 /** The patch projection (transformers' Dinov2PatchEmbeddings). */
@@ -136,45 +137,8 @@ export class Dinov2Embeddings extends Module {
   }
 }
 
-/** Query, key and value projections and the attention itself (transformers 4's Dinov2SelfAttention). */
-export class Dinov2SelfAttention extends Module {
-  readonly query: Linear;
-  readonly key: Linear;
-  readonly value: Linear;
-  readonly headDim: number;
-  /** head_dim ** -0.5, correctly rounded as Python computes it (see inverseSqrt). */
-  readonly scale: number;
-  readonly dropoutProb: number;
-
-  constructor(config: Dinov2Config, placement: ModelPlacement = {}) {
-    super();
-    const dim = config.hidden_size;
-    this.headDim = Math.floor(dim / config.num_attention_heads);
-    this.scale = inverseSqrt(this.headDim);
-    this.dropoutProb = config.attention_probs_dropout_prob;
-    const options = { bias: config.qkv_bias, ...placement };
-    this.query = this.registerModule("query", new Linear(dim, dim, options));
-    this.key = this.registerModule("key", new Linear(dim, dim, options));
-    this.value = this.registerModule("value", new Linear(dim, dim, options));
-  }
-
-  /** [B, T, D] → [B, T, D] (heads merged, before the output projection); every token attends to every token. */
-  forward(hiddenStates: Tensor): Tensor {
-    const [batch, time] = hiddenStates.shape as [number, number, number];
-    const heads = (projection: Linear): Tensor => {
-      using projected = projection.forward(hiddenStates);
-      using split = projected.view(batch, time, -1, this.headDim);
-      return split.transpose(1, 2);
-    };
-    using q = heads(this.query);
-    using k = heads(this.key);
-    using v = heads(this.value);
-    using attended = scaledDotProductAttention(q, k, v, { dropoutP: this.training ? this.dropoutProb : 0.0, scale: this.scale });
-    using transposed = attended.transpose(1, 2);
-    using contiguous = transposed.contiguous();
-    return contiguous.reshape(batch, time, -1);
-  }
-}
+/** Query, key and value projections and the attention itself: transformers 4's Dinov2SelfAttention is ViT's. */
+export class Dinov2SelfAttention extends ViTSelfAttention {}
 
 /** The output projection (transformers 4's Dinov2SelfOutput: "dense"). */
 export class Dinov2SelfOutput extends Module {

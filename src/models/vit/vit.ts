@@ -143,7 +143,13 @@ export class ViTEmbeddings extends Module {
   }
 }
 
-/** Query, key and value projections and the attention itself (transformers 4's ViTSelfAttention). */
+/** What the ViT family's self-attention reads of its config (ViTConfig and Dinov2Config both have it). */
+export type SelfAttentionConfig = Pick<ViTConfig, "hidden_size" | "num_attention_heads" | "qkv_bias" | "attention_probs_dropout_prob">;
+
+/**
+ * Query, key and value projections and the attention itself (transformers 4's ViTSelfAttention, which its
+ * Dinov2SelfAttention copies: DINOv2 uses this class too).
+ */
 export class ViTSelfAttention extends Module {
   readonly query: Linear;
   readonly key: Linear;
@@ -153,7 +159,7 @@ export class ViTSelfAttention extends Module {
   readonly scale: number;
   readonly dropoutProb: number;
 
-  constructor(config: ViTConfig, placement: ModelPlacement = {}) {
+  constructor(config: SelfAttentionConfig, placement: ModelPlacement = {}) {
     super();
     const dim = config.hidden_size;
     this.headDim = Math.floor(dim / config.num_attention_heads);
