@@ -19,7 +19,7 @@
  */
 import { join } from "node:path";
 import { randn, zeros } from "../../engine/creation.js";
-import { cat, dropout, interpolate, linear } from "../../engine/functional.js";
+import { cat, dropout, linear } from "../../engine/functional.js";
 import { Conv2d, LayerNorm, Linear, Module, ModuleList, type Parameter } from "../../engine/nn/index.js";
 import type { Tensor } from "../../engine/tensor.js";
 import { clipActivation } from "../clip/text-config.js";
@@ -28,7 +28,7 @@ import { checkGrid } from "../clip/vision-encoder.js";
 import { readComponentConfig } from "../loading/config.js";
 import { resolveComponentFolder, type ResolveOptions } from "../loading/resolve.js";
 import { loadPretrainedWeights } from "../loading/weights.js";
-import { ViTSelfAttention } from "../vit/vit.js";
+import { interpolatePositionTable, maskPatchTokens, ViTSelfAttention } from "../vit/vit.js";
 import { pair, parseDinov2Config, type Dinov2Config } from "./config.js";
 
 /** The patch projection (transformers' Dinov2PatchEmbeddings). */
@@ -96,20 +96,8 @@ export class Dinov2Embeddings extends Module {
     return dropout(withPositions, this.dropoutProb, this.training);
   }
 
-  /** embeddings · (1 − mask) + mask_token · mask, as transformers computes it. */
   private maskPatches(patches: Tensor, boolMaskedPos: Tensor): Tensor {
-    const [batch, seqLen] = patches.shape as [number, number, number];
-    if (this.maskToken === null) throw new RangeError("Dinov2Model: boolMaskedPos needs a mask_token (the config has use_mask_token false)");
-    if (boolMaskedPos.ndim !== 2 || boolMaskedPos.size(0) !== batch || boolMaskedPos.size(1) !== seqLen) {
-      throw new RangeError(`Dinov2Model: boolMaskedPos must have shape [${batch}, ${seqLen}] (batch, patches), got [${boolMaskedPos.shape.join(", ")}]`);
-    }
-    using maskTokens = this.maskToken.expand(batch, seqLen, -1);
-    using column = boolMaskedPos.unsqueeze(-1);
-    using mask = column.to({ dtype: maskTokens.dtype, device: maskTokens.device });
-    using keep = mask.rsub(1);
-    using kept = patches.mul(keep);
-    using replaced = maskTokens.mul(mask);
-    return kept.add(replaced);
+    return maskPatchTokens(patches, boolMaskedPos, this.maskToken, "Dinov2Model", "the config has use_mask_token false");
   }
 
   /**
@@ -118,22 +106,7 @@ export class Dinov2Embeddings extends Module {
    * float32, then cast back, the CLS position kept.
    */
   interpolatePosEncoding(numPatches: number, height: number, width: number): Tensor {
-    const table = this.positionEmbeddings;
-    const numPositions = table.size(1) - 1;
-    if (numPatches === numPositions && height === width) return table.alias();
-    const dim = table.size(2);
-    const [ph, pw] = this.patchEmbeddings.patchSize;
-    const side = Math.trunc(Math.sqrt(numPositions));
-    using classPosition = table.slice(1, 0, 1);
-    using patchPositions = table.slice(1, 1);
-    using grid = patchPositions.reshape(1, side, side, dim);
-    using channelsFirst = grid.permute(0, 3, 1, 2);
-    using float = channelsFirst.to("float32");
-    using resized = interpolate(float, { size: [Math.floor(height / ph), Math.floor(width / pw)], mode: "bicubic", alignCorners: false });
-    using cast = resized.to(table.dtype);
-    using channelsLast = cast.permute(0, 2, 3, 1);
-    using sequence = channelsLast.view(1, -1, dim);
-    return cat([classPosition, sequence], 1);
+    return interpolatePositionTable(this.positionEmbeddings, this.patchEmbeddings.patchSize, numPatches, height, width, { inFloat32: true });
   }
 }
 

@@ -104,20 +104,8 @@ export class ViTEmbeddings extends Module {
     return dropout(withPositions, this.dropoutProb, this.training);
   }
 
-  /** embeddings · (1 − mask) + mask_token · mask, as transformers computes it. */
   private maskPatches(patches: Tensor, boolMaskedPos: Tensor): Tensor {
-    const [batch, seqLen] = patches.shape as [number, number, number];
-    if (this.maskToken === null) throw new RangeError("ViTModel: boolMaskedPos needs a mask_token (build the model with useMaskToken)");
-    if (boolMaskedPos.ndim !== 2 || boolMaskedPos.size(0) !== batch || boolMaskedPos.size(1) !== seqLen) {
-      throw new RangeError(`ViTModel: boolMaskedPos must have shape [${batch}, ${seqLen}] (batch, patches), got [${boolMaskedPos.shape.join(", ")}]`);
-    }
-    using maskTokens = this.maskToken.expand(batch, seqLen, -1);
-    using column = boolMaskedPos.unsqueeze(-1);
-    using mask = column.to({ dtype: maskTokens.dtype, device: maskTokens.device });
-    using keep = mask.rsub(1);
-    using kept = patches.mul(keep);
-    using replaced = maskTokens.mul(mask);
-    return kept.add(replaced);
+    return maskPatchTokens(patches, boolMaskedPos, this.maskToken, "ViTModel", "build the model with useMaskToken");
   }
 
   /**
@@ -126,21 +114,51 @@ export class ViTEmbeddings extends Module {
    * input's grid, the CLS position kept.
    */
   interpolatePosEncoding(numPatches: number, height: number, width: number): Tensor {
-    const table = this.positionEmbeddings;
-    const numPositions = table.size(1) - 1;
-    if (numPatches === numPositions && height === width) return table.alias();
-    const dim = table.size(2);
-    const [ph, pw] = this.patchEmbeddings.patchSize;
-    const side = Math.trunc(Math.sqrt(numPositions));
-    using classPosition = table.slice(1, 0, 1);
-    using patchPositions = table.slice(1, 1);
-    using grid = patchPositions.reshape(1, side, side, dim);
-    using channelsFirst = grid.permute(0, 3, 1, 2);
-    using resized = interpolate(channelsFirst, { size: [Math.floor(height / ph), Math.floor(width / pw)], mode: "bicubic", alignCorners: false });
-    using channelsLast = resized.permute(0, 2, 3, 1);
-    using sequence = channelsLast.view(1, -1, dim);
-    return cat([classPosition, sequence], 1);
+    return interpolatePositionTable(this.positionEmbeddings, this.patchEmbeddings.patchSize, numPatches, height, width, { inFloat32: false });
   }
+}
+
+/**
+ * embeddings · (1 − mask) + mask_token · mask, as transformers' ViT and DINOv2 compute it. `owner` names the model
+ * in errors, `hint` says how to get a mask token.
+ */
+export function maskPatchTokens(patches: Tensor, boolMaskedPos: Tensor, maskToken: Tensor | null, owner: string, hint: string): Tensor {
+  const [batch, seqLen] = patches.shape as [number, number, number];
+  if (maskToken === null) throw new RangeError(`${owner}: boolMaskedPos needs a mask_token (${hint})`);
+  if (boolMaskedPos.ndim !== 2 || boolMaskedPos.size(0) !== batch || boolMaskedPos.size(1) !== seqLen) {
+    throw new RangeError(`${owner}: boolMaskedPos must have shape [${batch}, ${seqLen}] (batch, patches), got [${boolMaskedPos.shape.join(", ")}]`);
+  }
+  using maskTokens = maskToken.expand(batch, seqLen, -1);
+  using column = boolMaskedPos.unsqueeze(-1);
+  using mask = column.to({ dtype: maskTokens.dtype, device: maskTokens.device });
+  using keep = mask.rsub(1);
+  using kept = patches.mul(keep);
+  using replaced = maskTokens.mul(mask);
+  return kept.add(replaced);
+}
+
+/**
+ * transformers' interpolate_pos_encoding for the ViT family: the table itself when the input has the trained number
+ * of patches and is square; otherwise the trained grid resampled bicubically (align_corners false) to the input's
+ * grid, the CLS position kept. ViT resamples in the table's dtype; DINOv2 in float32, then casts back (`inFloat32`).
+ */
+export function interpolatePositionTable(table: Tensor, patchSize: readonly [number, number], numPatches: number, height: number, width: number,
+  options: { inFloat32: boolean }): Tensor {
+  const numPositions = table.size(1) - 1;
+  if (numPatches === numPositions && height === width) return table.alias();
+  const dim = table.size(2);
+  const [ph, pw] = patchSize;
+  const side = Math.trunc(Math.sqrt(numPositions));
+  using classPosition = table.slice(1, 0, 1);
+  using patchPositions = table.slice(1, 1);
+  using grid = patchPositions.reshape(1, side, side, dim);
+  using channelsFirst = grid.permute(0, 3, 1, 2);
+  using source = options.inFloat32 ? channelsFirst.to("float32") : channelsFirst.alias();
+  using resized = interpolate(source, { size: [Math.floor(height / ph), Math.floor(width / pw)], mode: "bicubic", alignCorners: false });
+  using cast = options.inFloat32 ? resized.to(table.dtype) : resized.alias();
+  using channelsLast = cast.permute(0, 2, 3, 1);
+  using sequence = channelsLast.view(1, -1, dim);
+  return cat([classPosition, sequence], 1);
 }
 
 /** What the ViT family's self-attention reads of its config (ViTConfig and Dinov2Config both have it). */
