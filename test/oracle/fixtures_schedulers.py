@@ -66,7 +66,9 @@ CASES = [
     ("ddim_sd2", SD2, {}, [], [7, 10, 50], 10, None, {}),
     ("ddim_linspace_rescale", SD15,
      {"timestep_spacing": "linspace", "rescale_betas_zero_snr": True, "set_alpha_to_one": True, "clip_sample": True,
-      "clip_sample_range": 1.5}, ["DDIMScheduler"], [7, 10, 50], 10, 4, {"eta": 1.0}),
+      "clip_sample_range": 1.5}, ["DDIMScheduler"], [7, 10, 50], 10, 4, {"eta": 0.8}),
+    # (eta 0.8, not 1: at eta = 1 the first step from zero terminal SNR takes sqrt(1 - a_prev - std^2) of an exact
+    # zero, and float rounding makes it -6e-8 on some CPUs, so diffusers' own output is NaN there)
     ("ddim_trailing_sample", SD2, {"timestep_spacing": "trailing", "prediction_type": "sample"}, [],
      [7, 10, 30], 10, None, {}),
     ("pndm_sd15", SD15, {}, [], [1, 2, 10, 50], 10, None, {}),
