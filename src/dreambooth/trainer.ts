@@ -24,12 +24,19 @@ import { savePng } from "../pipeline/images.js";
 import { StableDiffusionPipeline } from "../pipeline/stable-diffusion.js";
 import { differingSettings, diffusionLoss, diffusionTarget, EARLIER_LAYOUT_COMMIT, stepJobs, train } from "../training/index.js";
 import { streamId } from "../util/hash.js";
+import { recordedPath, repositoryRoot } from "../util/provenance.js";
 import type { ProgressReporter } from "../util/progress.js";
 import { attachAdapters, type TrainingAdapters } from "./adapters.js";
 import { promptWithIdentifier, resolveConfig, runFingerprint, upgradeFingerprint, type IdentitySpec, type TrainingConfig, type TrainingConfigInput } from "./config.js";
 import { encodePosterior, loadPixels, prepareClassImages } from "./data.js";
 import { IdentityRun, type IdentitySamples, type SharedData } from "./identity.js";
 import { MANIFEST_FORMAT, readManifest, writeManifest, type ManifestEntry, type RunManifest } from "./manifest.js";
+
+/**
+ * What the diffusion term's target comes from instead of the drawn noise (DreamBoothTrainer.batchLosses): per sample
+ * a factor set of the same adapters, or per sample a prompt for the model without adapters.
+ */
+export type Teachers = readonly Map<string, Tensor>[] | { prompts: readonly string[] };
 
 export interface TrainingHooks {
   /**
@@ -221,9 +228,11 @@ export class DreamBoothTrainer {
    * multiplies what is differentiated, not the returned losses (the world size, when the batch summed over is one
    * rank's shard and the ranks average their gradients: hypernetwork/train.ts). With `teachers` (one factor set
    * per sample), the target is not the drawn noise but what the model predicts for the same noisy latents with
-   * the teacher's factors (no gradient): distillation from pre-optimised weights (hypernetwork/train.ts).
+   * the teacher's factors (no gradient): distillation from pre-optimised weights (hypernetwork/train.ts). With
+   * `teachers` as `{ prompts }` (one prompt per sample), the teacher is the model without adapters conditioned on
+   * that prompt instead of the instance prompt: distillation from a description of the person.
    */
-  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean, gradientScale = 1, teachers?: readonly Map<string, Tensor>[]): number[] {
+  batchLosses(factors: readonly Map<string, Tensor>[], samples: IdentitySamples[], train: boolean, gradientScale = 1, teachers?: Teachers): number[] {
     const { config } = this;
     return tidy(() => {
       const onDevice = (parts: Tensor[]): Tensor => cat(parts).to(config.device);
@@ -237,7 +246,13 @@ export class DreamBoothTrainer {
       const encodeText = (): Tensor => (this.frozenText ? this.frozenText.indexSelect(0, promptRows) : this.pipeline.textEncoder.encode(this.promptIds.indexSelect(0, promptRows)));
       const forwardBackward = (): Tensor => {
         let target: Tensor;
-        if (teachers) {
+        if (teachers && "prompts" in teachers) {
+          if (teachers.prompts.length !== factors.length) throw new Error(`batchLosses: ${teachers.prompts.length} teacher prompts for ${factors.length} samples`);
+          // Every prompt row of sample i (its instance rows; prior-preservation rows keep the class prompt) gets prompt i.
+          const rows = samples.flatMap((s, i) => s.promptRows.map((row) => (row === 0 ? teachers.prompts[i]! : null)));
+          if (rows.some((r) => r === null)) throw new Error("batchLosses: a prompt teacher with prior preservation is not supported");
+          target = noGrad(() => this.pipeline.unet.forward(noisy, timesteps, this.pipeline.encodePrompt(rows as string[])));
+        } else if (teachers) {
           if (teachers.length !== factors.length) throw new Error(`batchLosses: ${teachers.length} teachers for ${factors.length} samples`);
           this.adapters.bind(teachers, sampleIdentity);
           try {
@@ -345,6 +360,16 @@ function int64(values: readonly number[], device: string): Tensor {
 }
 
 /**
+ * Whether `saved`, a model folder recorded by a run in another checkout, is `current`'s folder of this checkout: both
+ * absolute, and the saved path ends with the current one's path inside its repository (models/miniworld/base).
+ */
+function sameModelElsewhere(saved: string, current: string): boolean {
+  if (saved === current || !path.isAbsolute(saved) || !existsSync(current)) return false;
+  const inside = recordedPath(current, repositoryRoot(current));
+  return !path.isAbsolute(inside) && saved.split(path.sep).join("/").endsWith(`/${inside}`);
+}
+
+/**
  * The output folder's manifest: the existing one when resuming (with the same settings), else a new one
  * (written once the models are loaded, so a run that fails to start leaves nothing to resume).
  */
@@ -355,7 +380,10 @@ function openManifest(config: TrainingConfig): RunManifest {
     if (!config.resumeFromCheckpoint) {
       throw new Error(`${config.outputDir} already holds a training run: resume it (--resume-from-checkpoint) or choose another output folder`);
     }
-    const differing = differingSettings(upgradeFingerprint(existing.settings), settings);
+    const saved = upgradeFingerprint(existing.settings);
+    // A checkout moved to another folder records the same model under another absolute path: the same model.
+    if (typeof saved["pretrainedModel"] === "string" && sameModelElsewhere(saved["pretrainedModel"], config.pretrainedModel)) saved["pretrainedModel"] = settings["pretrainedModel"];
+    const differing = differingSettings(saved, settings);
     if (differing.length > 0) throw new Error(`cannot resume ${config.outputDir}: settings differ from the saved run: ${differing.join(", ")}`);
     return existing;
   }

@@ -27,6 +27,17 @@
  * held-out identity similarity 0.013 ± 0.018 against 0.034 ± 0.019 for the paper's loss and 0.009 for the base
  * model: the distillation loss falls on the training photos but does not generalise from 1,000 identities.
  *
+ * `target: "description"` (not in the paper either) trains on people given directly, without pre-optimised weights
+ * (β = 0), as many as there are photos: the target is what the model WITHOUT adapters predicts for the same noisy
+ * latents when prompted with a description of the person ("a photo of a woman with purple hair in a bun, green
+ * eyes, …"), so the prediction learns to make "a [V] face" draw what the description draws, from the photo alone.
+ * The real-world counterpart is a face dataset with attribute annotations (CelebA's 40 attributes). The latents
+ * denoised may come from another photo of the person than the one the network reads (`TrainingPhotos.targets`).
+ * Measured in the mini-world (src/miniworld/hypernetwork/recipe.ts, its report): the base model prompted with a
+ * full description draws the person at identity similarity 0.295 on the study's prompts, above per-identity LiDB
+ * DreamBooth's 0.233, so this teacher is a ceiling the prediction can approach; what it cannot carry is what no
+ * description names (exact shades, spacing, mole positions).
+ *
  * Every draw (which photos, the posterior sample, noise, timesteps) comes from the job's per-step generator,
  * so a resumed run continues bit for bit.
  *
@@ -72,9 +83,11 @@ export interface HyperNetworkTrainingSettings {
   weightLoss: number;
   /**
    * The diffusion term's target: "noise", the paper's (the drawn ε), or "teacher", what the model predicts for the
-   * same noisy latents with the identity's pre-optimised factors (see the module comment). Default "noise".
+   * same noisy latents with the identity's pre-optimised factors (see the module comment), or "description", what
+   * the model without adapters predicts for them conditioned on the person's description (`photos.descriptions`).
+   * Default "noise".
    */
-  target?: "noise" | "teacher";
+  target?: "noise" | "teacher" | "description";
   checkpointEvery: number;
   seed: number;
   /** Use only the first N identities of the weight set (default all). */
@@ -93,9 +106,25 @@ export interface ValidationOptions {
   seed?: number;
 }
 
+/**
+ * Training people given directly instead of the weight set's (β = 0: they have no pre-optimised weights): per person
+ * the photo the network reads, the photo the diffusion term denoises (the same file, or another photo of the person,
+ * so that what the prediction must carry is the person rather than this photo's pose and light), and for target
+ * "description" the prompt whose prediction by the base model is the target ("a photo of a woman with …").
+ */
+export interface TrainingPhotos {
+  inputs: readonly string[];
+  targets: readonly string[];
+  descriptions?: readonly string[];
+}
+
 export interface HyperNetworkTrainingOptions {
-  /** The weight set's DreamBooth folder: manifest.json and the LiDB files. */
+  /**
+   * The weight set's DreamBooth folder: manifest.json and the LiDB files. With `photos`, it gives only the base
+   * model, the DreamBooth settings and the LiDB space.
+   */
   weightSet: string;
+  photos?: TrainingPhotos;
   /**
    * The base model, when not where the weight set's manifest recorded it (a clone in another folder); its LiDB
    * files record the targeted weights' hash, so another model of the same architecture is still caught at load.
@@ -136,6 +165,18 @@ function locatePhoto(recorded: string, weightSet: string): string {
   throw new Error(`${weightSet}: the photo ${recorded} is missing (and ${beside} too); re-render the photos with the command that made the weight set`);
 }
 
+/** The people of `photos` (the first `settings.identities`), checked against the settings' loss. */
+function givenPeople(photos: TrainingPhotos, settings: HyperNetworkTrainingSettings): { input: string; target: string; description: string | undefined }[] {
+  const n = photos.inputs.length;
+  if (photos.targets.length !== n) throw new Error(`photos: ${n} input photos but ${photos.targets.length} target photos`);
+  if (photos.descriptions && photos.descriptions.length !== n) throw new Error(`photos: ${n} input photos but ${photos.descriptions.length} descriptions`);
+  if (settings.weightLoss > 0) throw new Error(`photos given directly have no pre-optimised weights: the weight loss must be 0 (got β = ${settings.weightLoss})`);
+  if (settings.target === "teacher") throw new Error("photos given directly have no pre-optimised weights to distil from (target 'teacher')");
+  if (settings.target === "description" && !photos.descriptions) throw new Error("target 'description' needs photos.descriptions");
+  const count = Math.min(n, settings.identities ?? n);
+  return Array.from({ length: count }, (_, i) => ({ input: photos.inputs[i]!, target: photos.targets[i]!, description: photos.descriptions?.[i] }));
+}
+
 export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): Promise<HyperNetworkTrainingResult> {
   const { settings } = options;
   // This process's place in the job, known before the group is joined (that needs the weight set's device).
@@ -143,8 +184,13 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
   const log = place.rank !== 0 ? () => {} : options.hooks?.log ?? (() => {});
   const manifest = readManifest(options.weightSet);
   if (!manifest) throw new Error(`${options.weightSet} holds no DreamBooth manifest.json: make the weight set first (hdb miniworld lidb-set)`);
-  const entries = manifest.identities.slice(0, settings.identities ?? manifest.identities.length).map((e) => ({ ...e, images: e.images.map((image) => locatePhoto(image, options.weightSet)) }));
-  if (entries.length < settings.batchSize) throw new Error(`${options.weightSet}: ${entries.length} finished identities, fewer than the batch size ${settings.batchSize}`);
+  // (with people given directly, the weight set's photos are not read: they need not be there)
+  const entries = options.photos ? manifest.identities
+    : manifest.identities.slice(0, settings.identities ?? manifest.identities.length).map((e) => ({ ...e, images: e.images.map((image) => locatePhoto(image, options.weightSet)) }));
+  if (settings.target === "description" && !options.photos) throw new Error("target 'description' needs people given with their descriptions (options.photos)");
+  const people = options.photos ? givenPeople(options.photos, settings) : entries.map((e) => ({ input: e.images[0]!, target: e.images[0]!, description: undefined }));
+  if (people.length < settings.batchSize) throw new Error(`${options.photos ? "photos" : options.weightSet}: ${people.length} people, fewer than the batch size ${settings.batchSize}`);
+  if (entries.length === 0) throw new Error(`${options.weightSet}: no finished identities (the LiDB space comes from their files)`);
   const info = readLidbFileInfo(path.join(options.weightSet, entries[0]!.file));
   const space = lidbSpaceOf(info);
 
@@ -165,13 +211,13 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     if (options.distributed === "environment") joined = initProcessGroup({ device: config.device });
     const group = joined ?? (options.distributed === "environment" ? undefined : options.distributed);
     if (group) log(`hypernetwork: rank ${group.rank} of ${group.worldSize} (${group.backends.join(", ")}), ${settings.batchSize / group.worldSize} photos per rank per step`);
-    log(`hypernetwork: ${entries.length} identities; encoding their photos`);
-    const features = keep(await options.encoder.encode(entries.map((e) => e.images[0]!)));
+    log(`hypernetwork: ${people.length} people; encoding their photos`);
+    const features = keep(await options.encoder.encode(people.map((p) => p.input)));
     owned.push(features);
     const validationFeatures = options.validation ? keep(await options.encoder.encode(options.validation.photos)) : null;
     if (validationFeatures) owned.push(validationFeatures);
-    const photos = await Promise.all(entries.map(async (e) => {
-      const pixels = await loadPixels([e.images[0]!], session.resolution);
+    const photos = await Promise.all(people.map(async (p) => {
+      const pixels = await loadPixels([p.target], session.resolution);
       try {
         return new IdentityPhotos(pixels, session.shared);
       } finally {
@@ -181,7 +227,8 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     owned.push(...photos);
     // The pre-optimised factors, read once: the targets as gauge-free cores C = A_train · B_train per layer,
     // (N, L, a, b), and, when the diffusion term distils from them, the raw factors (N, L, a, r) and (N, L, r, b).
-    const { cores, teacher } = tidy(() => {
+    // People given directly have none.
+    const { cores, teacher } = options.photos ? { cores: null, teacher: null } : tidy(() => {
       const loaded = entries.map((e) => loadLidbFile(path.join(options.weightSet, e.file)).factors);
       try {
         const aTrain = cat(loaded.map((f) => f.aTrain.unsqueeze(0)));
@@ -191,7 +238,8 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
         for (const f of loaded) for (const t of [f.aTrain, f.bTrain]) t.dispose();
       }
     });
-    owned.push(cores, ...(teacher ? [teacher.aTrain, teacher.bTrain] : []));
+    if (cores) owned.push(cores);
+    if (teacher) owned.push(teacher.aTrain, teacher.bTrain);
 
     // The initial weights come from the default generator: seeded, so a run's start does not depend on what ran before.
     manualSeed(settings.seed);
@@ -207,7 +255,10 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
     const terms: { diffusion: number; weight: number }[] = [];
     const job = new TrainingJob({
       name: "hypernetwork", dir: path.join(options.outputDir, "checkpoints"), steps: settings.steps, seed: settings.seed,
-      settings: { ...settings, network: network.config, weightSet: path.basename(path.resolve(options.weightSet)), identities: entries.length },
+      settings: {
+        ...settings, network: network.config, weightSet: path.basename(path.resolve(options.weightSet)), identities: people.length,
+        ...(options.photos ? { photos: { first: path.basename(people[0]!.input), last: path.basename(people.at(-1)!.input), targets: path.basename(people[0]!.target) } } : {}),
+      },
       tensors: () => network.stateDict(), load: (tensors) => void network.loadStateDict(tensors),
       parameters, optimizer, scheduler: cosineSchedule(optimizer, { warmupSteps: settings.warmupSteps, totalSteps: settings.steps }), maxGradNorm: 1,
     });
@@ -252,7 +303,7 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
       step: (_, shard) => {
         const g = job.generator;
         // The whole global batch is drawn on every rank (the same draws), then this rank keeps its shard.
-        const drawn = tidy(() => Array.from(randint(0, entries.length, [settings.batchSize], { generator: g }).data() as BigInt64Array, Number));
+        const drawn = tidy(() => Array.from(randint(0, people.length, [settings.batchSize], { generator: g }).data() as BigInt64Array, Number));
         const all = drawn.map((row) => photos[row]!.draw(session.shared, false, g));
         const [from, to] = shardRange(settings.batchSize, shard);
         for (const s of [...all.slice(0, from), ...all.slice(to)]) for (const t of [s.latents, s.noise, s.timesteps]) t.dispose();
@@ -263,13 +314,17 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
           const index = tensor(BigInt64Array.from(rows, BigInt), { dtype: "int64" });
           const theta = network.forward(features.indexSelect(0, index).to(config.device));
           const { aTrain, bTrain } = network.split(theta);
-          const target = cores.indexSelect(0, index).to(config.device);
-          // Σ_i ‖C_i − C̃_i‖² / ‖C̃_i‖²: per photo, relative to its own target.
-          const weightLosses = aTrain.matmul(bTrain).sub(target).square().sum([1, 2, 3]).div(target.square().sum([1, 2, 3]));
-          let weightLoss = noGrad(() => weightLosses.mean().item());
-          if (settings.weightLoss > 0) backward([weightLosses.sum().mul(settings.weightLoss * scale)], undefined, { retainGraph: true });
+          let weightLoss = Number.NaN;  // no pre-optimised weights to compare with (people given directly)
+          if (cores) {
+            const target = cores.indexSelect(0, index).to(config.device);
+            // Σ_i ‖C_i − C̃_i‖² / ‖C̃_i‖²: per photo, relative to its own target.
+            const weightLosses = aTrain.matmul(bTrain).sub(target).square().sum([1, 2, 3]).div(target.square().sum([1, 2, 3]));
+            weightLoss = noGrad(() => weightLosses.mean().item());
+            if (settings.weightLoss > 0) backward([weightLosses.sum().mul(settings.weightLoss * scale)], undefined, { retainGraph: true });
+          }
           const factors = rows.map((_, i) => new Map([["a_train", aTrain.select(0, i)], ["b_train", bTrain.select(0, i)]]));
-          const teachers = teacher ? rows.map((row) => new Map([["a_train", teacher.aTrain.select(0, row).to(config.device)], ["b_train", teacher.bTrain.select(0, row).to(config.device)]])) : undefined;
+          const teachers = teacher ? rows.map((row) => new Map([["a_train", teacher.aTrain.select(0, row).to(config.device)], ["b_train", teacher.bTrain.select(0, row).to(config.device)]]))
+            : settings.target === "description" ? { prompts: rows.map((row) => people[row]!.description!) } : undefined;
           const diffusion = session.batchLosses(factors, samples, true, scale, teachers);
           let diffusionLoss = diffusion.reduce((a, b) => a + b, 0) / diffusion.length;
           if (group) {
@@ -281,7 +336,7 @@ export async function trainHyperNetwork(options: HyperNetworkTrainingOptions): P
           }
           terms.push({ diffusion: diffusionLoss, weight: weightLoss });
           // The shard's sum times the world size: its mean across the ranks is the global batch's sum.
-          return rows.length * scale * (diffusionLoss + settings.weightLoss * weightLoss);
+          return rows.length * scale * (diffusionLoss + (cores ? settings.weightLoss * weightLoss : 0));
         })];
       },
       logTerms: () => terms.at(-1) ?? {},

@@ -148,6 +148,20 @@ export function caption(id: number, style?: StyleName | readonly StyleName[], se
   return parts.join(", ");
 }
 
+/**
+ * A caption naming EVERY visible attribute of the person ("a photo of a woman with purple hair in a bun, green
+ * eyes, pale skin, …"): the most the world's words say about a face. Training captions name one to three; this is
+ * the hypernetwork's description teacher (hypernetwork/recipe.ts), not a training caption of the base model.
+ */
+export function fullDescription(id: number, style?: StyleName | readonly StyleName[], worldSeed = WORLD_SEED): string {
+  const styles = stylesOf(style);
+  const description = describeIdentity(id, styles.flatMap((s) => s.hides ?? []), worldSeed);
+  const phrases = description.attributes.map((a) => a.phrase);
+  const listed = phrases.length === 1 ? phrases[0]! : `${phrases.slice(0, -1).join(", ")} and ${phrases.at(-1)!}`;
+  const artistic = styles.some((s) => s.kind === "medium" && s.name !== "black-and-white-photo" && s.name !== "sepia-photo");
+  return [articles(`${artistic ? ART_OPENERS[0] : PHOTO_OPENERS[0]} a ${description.noun} with ${listed}`), ...stylePhrases(style)].join(", ");
+}
+
 /** The personalisation prompt: "a sks face", optionally with a style ("a sks face as a pencil sketch"). */
 export function identifierPrompt(token: string = IDENTIFIER_TOKENS[0], style?: StyleName | readonly StyleName[]): string {
   return [`a ${token} face`, ...stylePhrases(style)].join(" ");

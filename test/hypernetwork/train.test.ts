@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
-import { Generator, interpolate, loadSafetensors, noGrad, randn, stack, tensor, tidy, type Tensor } from "../../src/engine/index.js";
+import { Generator, interpolate, loadSafetensors, noGrad, randn, stack, tensor, tidy, zerosLike, type Tensor } from "../../src/engine/index.js";
 import { applyLidbFile, readLidbFileInfo } from "../../src/adapters/lidb/file.js";
 import { lidbBTrainInit } from "../../src/adapters/lidb/model.js";
 import { trainDreamBooth } from "../../src/dreambooth/trainer.js";
@@ -75,7 +75,7 @@ test("a hypernetwork run stopped and resumed ends bit-identical to an uninterrup
   const weights = (dir: string): Map<string, Uint8Array> => new Map([...loadSafetensors(path.join(dir, "model.safetensors")).tensors].map(([k, v]) => [k, v.bytes()]));
   assert.deepEqual(weights(second.dir), weights(path.join(root, "straight", "hypernetwork")));
   await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "other"), encoder: patchEncoder, network: NETWORK, settings: { ...SETTINGS, batchSize: 9 } }),
-    /4 finished identities, fewer than the batch size 9/);
+    /set: 4 people, fewer than the batch size 9/);
 });
 
 test("target 'teacher': the diffusion term distils the pre-optimised weights' predictions and falls; zero when student = teacher", { timeout: 300_000 }, async (t) => {
@@ -110,6 +110,52 @@ test("target 'teacher': the diffusion term distils the pre-optimised weights' pr
   } finally {
     factors.aTrain.dispose();
     factors.bTrain.dispose();
+    session.release(run);
+    session.dispose();
+  }
+});
+
+test("target 'description': people given directly, the base model under each one's description is the target; the loss falls; 0 when the description is the instance prompt", { timeout: 300_000 }, async (t) => {
+  assert.ok(weightSet !== "", "the first test makes the weight set");
+  // 6 people of 2 photos: the network reads the first, the diffusion term denoises the second.
+  const people = await writeIdentities(path.join(root, "people"), 6, 2);
+  const descriptions = ["a red face", "a blue face", "a green face", "a dark face", "a pale face", "a round face"];
+  const photos = { inputs: people.map((p) => p.images[0]!), targets: people.map((p) => p.images[1]!), descriptions };
+  const settings = { ...SETTINGS, weightLoss: 0, target: "description" as const, steps: 40 };
+  const result = await trainHyperNetwork({ weightSet, outputDir: path.join(root, "described"), encoder: patchEncoder, network: NETWORK, settings, photos });
+  assert.ok(result.finished);
+  const mean = (xs: number[]): number => xs.reduce((a, b) => a + b, 0) / xs.length;
+  const first = mean(result.terms.slice(0, 8).map((x) => x.diffusion));
+  const last = mean(result.terms.slice(-8).map((x) => x.diffusion));
+  t.diagnostic(`description distillation loss first 8 steps ${first.toExponential(3)}, last 8 ${last.toExponential(3)}`);
+  assert.ok(last < 0.5 * first, `the description distillation loss must fall: ${first} → ${last}`);
+  assert.ok(result.terms.every((x) => Number.isNaN(x.weight)), "no pre-optimised weights: the weight term is not measured");
+
+  // People given directly have no pre-optimised weights: the weight loss and the 'teacher' target are refused.
+  await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "described-bad"), encoder: patchEncoder, network: NETWORK, settings: { ...settings, weightLoss: 1 }, photos }),
+    /the weight loss must be 0 \(got β = 1\)/);
+  await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "described-bad"), encoder: patchEncoder, network: NETWORK, settings: { ...settings, target: "teacher" }, photos }),
+    /no pre-optimised weights to distil from/);
+  await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "described-bad"), encoder: patchEncoder, network: NETWORK, settings, photos: { ...photos, descriptions: descriptions.slice(1) } }),
+    /6 input photos but 5 descriptions/);
+  await assert.rejects(trainHyperNetwork({ weightSet, outputDir: path.join(root, "described-bad"), encoder: patchEncoder, network: NETWORK, settings }),
+    /target 'description' needs people given with their descriptions/);
+
+  // Known answer: with zero factors and the instance prompt itself as the description, student and teacher are one
+  // model on one prompt, so the loss is exactly 0; another description gives a positive loss.
+  const { DreamBoothTrainer } = await import("../../src/dreambooth/trainer.js");
+  const { resolveConfig } = await import("../../src/dreambooth/config.js");
+  const session = await DreamBoothTrainer.open(resolveConfig(tinyConfig(path.join(root, "described-check"), people.slice(0, 1), { lidbA: 16, lidbB: 16 })), {}, { manifest: false });
+  const run = await session.startIdentity(people[0]!);
+  try {
+    const zero = new Map([...run.factors].map(([k, v]) => [k, zerosLike(v)]));
+    const generator = new Generator("cpu", 5);
+    const same = noGrad(() => session.batchLosses([zero], [run.draw(session.shared, false, generator)], false, 1, { prompts: ["a sks face"] }));
+    assert.deepEqual(same, [0]);
+    const other = noGrad(() => session.batchLosses([zero], [run.draw(session.shared, false, generator)], false, 1, { prompts: ["a red face"] }));
+    assert.ok(other[0]! > 0, "another prompt gives another prediction");
+    for (const v of zero.values()) v.dispose();
+  } finally {
     session.release(run);
     session.dispose();
   }

@@ -1,9 +1,10 @@
 // The bundled HyperNetwork's recipe at toy size on the bundled mini-world model: its variants (the weight loss, the
-// diffusion loss alone, distillation from the pre-optimised weights) train at equal steps, the study measures them and the 1-round reading, the better one is
+// diffusion loss alone, distillation from the pre-optimised weights, distillation from the base model prompted with a
+// full description of each person of the split) train at equal steps, the study measures them and the 1-round reading, the better one is
 // bundled with recipe.json saying which and why, and the bundle loads and predicts. Then the personalisation study
 // (rank-relaxed fine-tuning vs its ablations, DreamBooth and the base model, with its tuning and times) on that bundle.
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { test } from "node:test";
 import { fileURLToPath } from "node:url";
@@ -42,15 +43,20 @@ test("the hypernetwork recipe trains its variants, measures them and bundles the
     const { report, chosen } = await buildHyperNetwork({
       modelDir: model, weightSet, encoder: path.join(generated, "vision", "models", "clip_projection"), workDir: path.join(root, "work"), outDir,
       reportDir: path.join(root, "report"), identityNetwork, fidelityNetwork, prompts: [[]], command: ["hdb", "miniworld", "hypernetwork", "(test)"],
-      overrides: { steps: 2, batchSize: 2, identities: 2, seeds: 1, inferenceSteps: 2, dreamboothSteps: 2, network: { hidden_size: 16, num_heads: 2, head_dim: 8, rounds: 2 } },
+      overrides: { steps: 2, batchSize: 2, identities: 2, seeds: 1, inferenceSteps: 2, dreamboothSteps: 2, describedPeople: 3, network: { hidden_size: 16, num_heads: 2, head_dim: 8, rounds: 2 } },
       log: (line) => lines.push(line),
     });
-    assert.deepEqual(report.variants.map((v) => v.name), ["hyper", "hyper-diffusion-only", "hyper-teacher", "hyper-1-round"]);
-    assert.ok(["hyper", "hyper-diffusion-only", "hyper-teacher"].includes(chosen));
+    assert.deepEqual(report.variants.map((v) => v.name), ["hyper", "hyper-diffusion-only", "hyper-teacher", "hyper-described", "hyper-1-round"]);
+    assert.ok(["hyper", "hyper-diffusion-only", "hyper-teacher", "hyper-described"].includes(chosen));
+    // The described variant's people: the first 3 of the hypernetwork split, two photos each, rendered once.
+    const people = readdirSync(path.join(root, "work", "people")).sort();
+    assert.deepEqual(people, ["50000-n1.png", "50000-n2.png", "50001-n1.png", "50001-n2.png", "50002-n1.png", "50002-n2.png"]);
+    assert.ok(lines.some((line) => /^hypernetwork recipe: rendering 6 photos of 3 people/.test(line)), lines.join("\n"));
     const recipe = JSON.parse(readFileSync(path.join(outDir, "recipe.json"), "utf8")) as { chosen: string; why: string; variants: Record<string, { target: string }>; provenance: { command: string; files: Record<string, string> } };
     assert.equal(recipe.chosen, chosen);
-    assert.match(recipe.why, /overall identity similarity hyper -?[\d.]+, hyper-diffusion-only -?[\d.]+, hyper-teacher -?[\d.]+/);
+    assert.match(recipe.why, /overall identity similarity hyper -?[\d.]+, hyper-diffusion-only -?[\d.]+, hyper-teacher -?[\d.]+, hyper-described -?[\d.]+/);
     assert.equal(recipe.variants["hyper-teacher"]!.target, "teacher");
+    assert.equal(recipe.variants["hyper-described"]!.target, "description");
     assert.ok(Object.keys(recipe.provenance.files).some((f) => f.endsWith("model.safetensors")));
     assert.ok(existsSync(path.join(root, "report", "report.md")));
     const { network } = loadHyperNetwork(outDir);

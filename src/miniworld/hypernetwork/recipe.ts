@@ -4,7 +4,10 @@
  *   1. train the HyperNetwork at equal compute on the weight set (weight-set.ts) with the frozen mini-world
  *      encoder, once per variant (HYPERNETWORK_VARIANTS; `variants` picks some): the paper's weight loss
  *      (β = RECIPE.weightLoss) plus the diffusion loss; the diffusion loss alone (β = 0); and the diffusion term
- *      distilled from the pre-optimised weights' predictions (target "teacher", β = 0: hypernetwork/train.ts);
+ *      distilled from the pre-optimised weights' predictions (target "teacher", β = 0: hypernetwork/train.ts); and
+ *      the diffusion term distilled from the base model prompted with each person's full description (target
+ *      "description", β = 0), on every person of the hypernetwork split (10,000: no pre-optimised weights are
+ *      needed), the network reading the weight set's photo of each and the loss denoising a second photo;
  *   2. measure them, and the first at 1 round instead of s, against per-identity DreamBooth and the base
  *      model on held-out identities (src/evaluation/hypernetwork-in-world.ts);
  *   3. bundle the best (by overall identity similarity) as models/miniworld/hypernetwork, with
@@ -14,7 +17,7 @@
  * Every step resumes after a kill (the training loop's checkpoints; DreamBooth's manifest; predictions are
  * cheap and redone).
  */
-import { cpSync, existsSync, readdirSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { getNumThreads } from "../../engine/index.js";
 import type { PromptFidelityNetwork } from "../../evaluation/fidelity-network.js";
@@ -22,7 +25,11 @@ import { DREAMBOOTH_STUDY_LIDB } from "../../evaluation/dreambooth-in-world.js";
 import { evaluateHyperNetworkInWorld, type HyperNetworkReport } from "../../evaluation/hypernetwork-in-world.js";
 import type { IdentityNetwork } from "../../evaluation/identity-network.js";
 import { VisionFeatureEncoder } from "../../hypernetwork/encoder.js";
-import { trainHyperNetwork } from "../../hypernetwork/train.js";
+import { trainHyperNetwork, type TrainingPhotos } from "../../hypernetwork/train.js";
+import { savePng } from "../../pipeline/images.js";
+import { fullDescription } from "../captions.js";
+import { renderFaces } from "../render.js";
+import { WEIGHT_SET_TRAINING } from "./weight-set.js";
 import { writeDirectoryAtomic, writeJsonAtomic } from "../../util/atomic.js";
 import type { ProgressReporter } from "../../util/progress.js";
 import { readJsonObject } from "../../util/json.js";
@@ -39,13 +46,22 @@ export const HYPERNETWORK_RECIPE = Object.freeze({
   steps: 1200, batchSize: 16, learningRate: 1e-3, weightDecay: 1e-2, warmupSteps: 100, weightLoss: 1, seed: 0, checkpointEvery: 200,
   network: { hidden_size: 256, num_layers: 2, num_heads: 4, head_dim: 64, rounds: 4, encoder_layer: -2 },
   evaluation: { identities: 30, seeds: 2, inferenceSteps: 25, guidance: 5, referenceNuisanceSeed: 1 },
+  /**
+   * The described variant's people: the whole hypernetwork split (no pre-optimised weights needed), each seen as
+   * the photo of the weight set's nuisance seed (what the network reads) and denoised in another photo.
+   */
+  described: { people: 10_000, targetNuisanceSeed: 2 },
 });
 
 /** The recipe's training variants, by the name the report gives them. */
-export const HYPERNETWORK_VARIANTS: Readonly<Record<string, { weightLoss: number; target: "noise" | "teacher"; about: string }>> = Object.freeze({
+export const HYPERNETWORK_VARIANTS: Readonly<Record<string, { weightLoss: number; target: "noise" | "teacher" | "description"; about: string }>> = Object.freeze({
   "hyper": { weightLoss: HYPERNETWORK_RECIPE.weightLoss, target: "noise", about: "the paper's loss: diffusion + β · weight loss" },
   "hyper-diffusion-only": { weightLoss: 0, target: "noise", about: "the diffusion loss alone (β = 0)" },
   "hyper-teacher": { weightLoss: 0, target: "teacher", about: "the diffusion term's target is the pre-optimised weights' prediction (β = 0)" },
+  "hyper-described": {
+    weightLoss: 0, target: "description",
+    about: "the diffusion term's target is the base model prompted with the person's full description (β = 0), on every person of the hypernetwork split",
+  },
 });
 
 export interface HyperNetworkRecipeOptions {
@@ -67,7 +83,7 @@ export interface HyperNetworkRecipeOptions {
   /** Which of HYPERNETWORK_VARIANTS to train and compare (default all, in their order). */
   variants?: readonly string[];
   /** Overrides for tests and shorter runs (steps, batch size, evaluation sizes). */
-  overrides?: { steps?: number; batchSize?: number; identities?: number; seeds?: number; inferenceSteps?: number; dreamboothSteps?: number; network?: Record<string, number> };
+  overrides?: { steps?: number; batchSize?: number; identities?: number; describedPeople?: number; seeds?: number; inferenceSteps?: number; dreamboothSteps?: number; network?: Record<string, number> };
   progress?: ProgressReporter;
   log?: (line: string) => void;
 }
@@ -83,6 +99,27 @@ function finishedNetwork(dir: string, settings: Record<string, unknown>, network
   const training = { target: "noise", ...(config["training"] as Record<string, unknown> | undefined ?? {}) };
   const same = (a: Record<string, unknown>, b: Record<string, unknown>): boolean => Object.keys(a).every((k) => a[k] === b[k]);
   return same(settings, training) && same(network, config) ? dir : null;
+}
+
+/**
+ * The described variant's people: the first `count` of the hypernetwork split, rendered into `<workDir>/people` (the
+ * weight set's photo and a second photo of each; files already there are kept, so a rerun renders only what is
+ * missing), with their full descriptions (captions.ts).
+ */
+async function describedPeople(workDir: string, count: number, log: (line: string) => void): Promise<TrainingPhotos> {
+  const ids = splitIds("hypernetwork", count);
+  const dir = path.join(workDir, "people");
+  mkdirSync(dir, { recursive: true });
+  const seeds = [WEIGHT_SET_TRAINING.photoNuisanceSeed, HYPERNETWORK_RECIPE.described.targetNuisanceSeed] as const;
+  const file = (id: number, seed: number): string => path.join(dir, `${id}-n${seed}.png`);
+  const missing = ids.flatMap((id) => seeds.map((nuisanceSeed) => ({ id, nuisanceSeed }))).filter((r) => !existsSync(file(r.id, r.nuisanceSeed)));
+  if (missing.length > 0) log(`hypernetwork recipe: rendering ${missing.length} photos of ${count} people into ${dir}`);
+  for (let start = 0; start < missing.length; start += 512) {
+    const chunk = missing.slice(start, start + 512);
+    const images = await renderFaces(chunk);
+    await Promise.all(chunk.map((r, k) => savePng(file(r.id, r.nuisanceSeed), images[k]!)));
+  }
+  return { inputs: ids.map((id) => file(id, seeds[0])), targets: ids.map((id) => file(id, seeds[1])), descriptions: ids.map((id) => fullDescription(id)) };
 }
 
 export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Promise<{ report: HyperNetworkReport; chosen: string }> {
@@ -102,6 +139,7 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
       const settings = {
         steps: o.steps ?? r.steps, batchSize: o.batchSize ?? r.batchSize, learningRate: r.learningRate, weightDecay: r.weightDecay,
         warmupSteps: Math.min(r.warmupSteps, o.steps ?? r.steps), weightLoss: variant.weightLoss, target: variant.target, checkpointEvery: r.checkpointEvery, seed: r.seed,
+        ...(variant.target === "description" ? { identities: o.describedPeople ?? r.described.people } : {}),
       };
       const outputDir = path.join(options.workDir, variant.name);
       // A variant trained to the end by an earlier run (its checkpoints are gone once it is saved) is not retrained.
@@ -112,8 +150,9 @@ export async function buildHyperNetwork(options: HyperNetworkRecipeOptions): Pro
         continue;
       }
       log(`hypernetwork recipe: training ${variant.name} (β = ${variant.weightLoss}, target ${variant.target})`);
+      const photos = variant.target === "description" ? await describedPeople(options.workDir, settings.identities!, log) : undefined;
       const result = await trainHyperNetwork({
-        weightSet: options.weightSet, model: options.modelDir, outputDir, encoder, network: { ...r.network, ...o.network }, settings, hooks,
+        weightSet: options.weightSet, model: options.modelDir, outputDir, encoder, network: { ...r.network, ...o.network }, settings, hooks, ...(photos ? { photos } : {}),
       });
       variant.dir = result.dir;
     }
