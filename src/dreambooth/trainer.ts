@@ -363,7 +363,7 @@ function int64(values: readonly number[], device: string): Tensor {
  * Whether `saved`, a model folder recorded by a run in another checkout, is `current`'s folder of this checkout: both
  * absolute, and the saved path ends with the current one's path inside its repository (models/miniworld/base).
  */
-function sameModelElsewhere(saved: string, current: string): boolean {
+export function sameModelElsewhere(saved: string, current: string): boolean {
   if (saved === current || !path.isAbsolute(saved) || !existsSync(current)) return false;
   const inside = recordedPath(current, repositoryRoot(current));
   return !path.isAbsolute(inside) && saved.split(path.sep).join("/").endsWith(`/${inside}`);
