@@ -114,6 +114,16 @@ function stylesOf(style: StyleName | readonly StyleName[] | undefined): Style[] 
   return resolveStyles(style === undefined ? [] : typeof style === "string" ? [style] : style);
 }
 
+/** "a", "a and b", "a, b and c". */
+function listing(phrases: readonly string[]): string {
+  return phrases.length === 1 ? phrases[0]! : `${phrases.slice(0, -1).join(", ")} and ${phrases.at(-1)!}`;
+}
+
+/** Whether the styles draw a picture rather than a photo (a medium other than the photographic ones). */
+function isArtistic(styles: readonly Style[]): boolean {
+  return styles.some((s) => s.kind === "medium" && s.name !== "black-and-white-photo" && s.name !== "sepia-photo");
+}
+
 /** The style phrases of a caption, in reading order: expression, accessory, age, transformation, scene, medium. */
 const PHRASE_ORDER: readonly Style["kind"][] = ["expression", "accessory", "age", "transformation", "scene", "medium"];
 
@@ -135,10 +145,8 @@ export function caption(id: number, style?: StyleName | readonly StyleName[], se
     chosen.push(pool[pick]!.phrase);
     pool.splice(pick, 1);
   }
-  const listed = chosen.length === 1 ? chosen[0]! : `${chosen.slice(0, -1).join(", ")} and ${chosen.at(-1)!}`;
-  const artistic = styles.some((s) => s.kind === "medium" && s.name !== "black-and-white-photo" && s.name !== "sepia-photo");
-  const opener = r.pick(artistic ? ART_OPENERS : PHOTO_OPENERS);
-  const parts = [articles(`${opener} a ${description.noun} with ${listed}`)];
+  const opener = r.pick(isArtistic(styles) ? ART_OPENERS : PHOTO_OPENERS);
+  const parts = [articles(`${opener} a ${description.noun} with ${listing(chosen)}`)];
   const forced = styles.some((s) => s.kind === "expression");
   if (!forced && options.nuisanceSeed !== undefined) {
     const phrase = EXPRESSION_PHRASES[nuisanceFor(id, options.nuisanceSeed, worldSeed).expression];
@@ -156,10 +164,8 @@ export function caption(id: number, style?: StyleName | readonly StyleName[], se
 export function fullDescription(id: number, style?: StyleName | readonly StyleName[], worldSeed = WORLD_SEED): string {
   const styles = stylesOf(style);
   const description = describeIdentity(id, styles.flatMap((s) => s.hides ?? []), worldSeed);
-  const phrases = description.attributes.map((a) => a.phrase);
-  const listed = phrases.length === 1 ? phrases[0]! : `${phrases.slice(0, -1).join(", ")} and ${phrases.at(-1)!}`;
-  const artistic = styles.some((s) => s.kind === "medium" && s.name !== "black-and-white-photo" && s.name !== "sepia-photo");
-  return [articles(`${artistic ? ART_OPENERS[0] : PHOTO_OPENERS[0]} a ${description.noun} with ${listed}`), ...stylePhrases(style)].join(", ");
+  const listed = listing(description.attributes.map((a) => a.phrase));
+  return [articles(`${isArtistic(styles) ? ART_OPENERS[0] : PHOTO_OPENERS[0]} a ${description.noun} with ${listed}`), ...stylePhrases(style)].join(", ");
 }
 
 /** The personalisation prompt: "a sks face", optionally with a style ("a sks face as a pencil sketch"). */
